@@ -1,0 +1,42 @@
+# Two commands on a fresh machine (PostgreSQL and Redis running): `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+# The suite runs against the real PostgreSQL (pytest-django creates test_<name>) and a Redis
+# database of its own, never the developer's .env.
+TEST_ENV := ENV_FILE= DEBUG=false SECRET_KEY=test-only-secret-key \
+	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+
+.PHONY: install run test lint format clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(INSTALLED)
+
+.env:
+	cp .env.example .env
+
+run: install .env
+	$(BIN)/python scripts/run_stack.py
+
+test: install lint
+	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run > /dev/null
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache

@@ -1,0 +1,28 @@
+"""Records the internal connectors create."""
+
+from django.db import models
+from django.utils import timezone
+
+
+class Task(models.Model):
+    """A to-do item created by the `task.create` action."""
+
+    class Priority(models.TextChoices):
+        LOW = "low"
+        NORMAL = "normal"
+        HIGH = "high"
+
+    workspace = models.ForeignKey(
+        "orchestrator.Workspace", on_delete=models.PROTECT, related_name="tasks"
+    )
+    # The audit row's id: a retried execution finds the task it already made.
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    due = models.DateField(null=True, blank=True)
+    assignee = models.EmailField(blank=True)
+    priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.title

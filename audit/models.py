@@ -1,0 +1,55 @@
+"""The action audit trail: one row per action a model proposed, whatever became of it."""
+
+from django.db import models
+from django.utils import timezone
+
+
+class ActionAudit(models.Model):
+    """What a job's model proposed, what the policy decided, and what the connector did."""
+
+    class Status(models.TextChoices):
+        EXECUTING = "executing"  # committed before the connector is called
+        EXECUTED = "executed"
+        FAILED = "failed"
+        SKIPPED = "skipped"  # kill switch
+        DENIED = "denied"  # not allowed for this job or workspace
+        REJECTED = "rejected"  # arguments invalid
+        UNKNOWN = "unknown"  # interrupted mid-call: needs a human, never resent blindly
+
+    FINAL_STATUSES = (
+        Status.EXECUTED,
+        Status.FAILED,
+        Status.SKIPPED,
+        Status.DENIED,
+        Status.REJECTED,
+        Status.UNKNOWN,
+    )
+
+    workspace = models.ForeignKey(
+        "orchestrator.Workspace", on_delete=models.PROTECT, related_name="action_audits"
+    )
+    job = models.ForeignKey("orchestrator.Job", on_delete=models.PROTECT, related_name="actions")
+    # The step in the job's stored plan ("<round>.<index>"), not the model's tool-call id: a
+    # model may reuse ids, the plan's position is stable across redeliveries.
+    call_key = models.CharField(max_length=32)
+    action = models.CharField(max_length=64)
+    arguments = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    reason = models.CharField(max_length=64, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "action_audit"
+        constraints = [
+            models.UniqueConstraint(fields=["job", "call_key"], name="action_audit_unique_call"),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="action_audit_ws_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="action_audit_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.status} ({self.job_id}/{self.call_key})"

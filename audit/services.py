@@ -1,0 +1,69 @@
+"""Writing and reading the action audit trail; other apps go through these functions."""
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.models import ActionAudit
+
+Status = ActionAudit.Status
+
+
+def find_action(*, job_id, call_key: str) -> ActionAudit | None:
+    """The audit row of one step of a job's plan, if it was ever recorded."""
+    return ActionAudit.objects.filter(job_id=job_id, call_key=call_key).first()
+
+
+def record_action(
+    *,
+    workspace_id: str,
+    job_id,
+    call_key: str,
+    action: str,
+    arguments: dict,
+    status: str,
+    reason: str = "",
+    result: dict | None = None,
+) -> tuple[ActionAudit, bool]:
+    """Insert the row for (job, call_key); return (row, created). An existing row is kept."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            row = ActionAudit.objects.create(
+                workspace_id=workspace_id,
+                job_id=job_id,
+                call_key=call_key,
+                action=action,
+                arguments=arguments,
+                status=status,
+                reason=reason,
+                result=result or {},
+                created_at=now,
+                updated_at=now,
+                finished_at=None if status == Status.EXECUTING else now,
+            )
+    except IntegrityError:
+        # Another delivery of the same job recorded this step first: its row is the truth.
+        return ActionAudit.objects.get(job_id=job_id, call_key=call_key), False
+    return row, True
+
+
+def finish_action(*, row: ActionAudit, status: str, reason: str = "", result: dict) -> bool:
+    """Move an `executing` row to its outcome; False if it had already left `executing`."""
+    now = timezone.now()
+    changes = {
+        "status": status,
+        "reason": reason,
+        "result": result,
+        "updated_at": now,
+        "finished_at": now,
+    }
+    updated = ActionAudit.objects.filter(pk=row.pk, status=Status.EXECUTING).update(**changes)
+    if updated:
+        for name, value in changes.items():
+            setattr(row, name, value)
+    return bool(updated)
+
+
+def actions_for_job(job_id) -> list[ActionAudit]:
+    """A job's audit rows in plan order."""
+    return list(ActionAudit.objects.filter(job_id=job_id).order_by("created_at", "id"))

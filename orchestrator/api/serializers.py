@@ -1,0 +1,106 @@
+"""Input validation and output shapes of the jobs API."""
+
+from django.conf import settings
+from rest_framework import serializers
+
+from actions.names import ACTION_NAMES
+from orchestrator.models import Job
+
+MAX_MESSAGES = 200
+MAX_METADATA_KEYS = 50
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["system", "user", "assistant"])
+    content = serializers.CharField(trim_whitespace=False)
+
+
+class JobCreateSerializer(serializers.Serializer):
+    client_request_id = serializers.RegexField(r"^[A-Za-z0-9._-]{1,128}\Z", max_length=128)
+    prompt = serializers.CharField(required=False, trim_whitespace=False)
+    messages = MessageSerializer(
+        many=True, required=False, allow_empty=False, max_length=MAX_MESSAGES
+    )
+    actions = serializers.ListField(
+        child=serializers.ChoiceField(choices=ACTION_NAMES), required=False, max_length=10
+    )
+    model = serializers.CharField(required=False, max_length=100)
+    max_output_tokens = serializers.IntegerField(required=False, min_value=1)
+    metadata = serializers.DictField(required=False)
+
+    def validate_max_output_tokens(self, value: int) -> int:
+        if value > settings.AI_MAX_OUTPUT_TOKENS:
+            raise serializers.ValidationError(
+                f"Ensure this value is less than or equal to {settings.AI_MAX_OUTPUT_TOKENS}."
+            )
+        return value
+
+    def validate_metadata(self, value: dict) -> dict:
+        if len(value) > MAX_METADATA_KEYS:
+            raise serializers.ValidationError(f"At most {MAX_METADATA_KEYS} keys.")
+        return value
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            # A misspelt field (max_tokens, action) silently ignored would surprise the client.
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+    def validate(self, attrs: dict) -> dict:
+        has_prompt, has_messages = "prompt" in attrs, "messages" in attrs
+        if has_prompt == has_messages:
+            raise serializers.ValidationError(
+                {"prompt": ["Give exactly one of prompt or messages."]}
+            )
+        if has_prompt:
+            attrs["messages"] = [{"role": "user", "content": attrs.pop("prompt")}]
+        else:
+            attrs["messages"] = [dict(message) for message in attrs["messages"]]
+        if "actions" in attrs:
+            attrs["actions"] = sorted(set(attrs["actions"]))
+        return attrs
+
+
+class ActionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    call_key = serializers.CharField()
+    action = serializers.CharField()
+    status = serializers.CharField()
+    reason = serializers.CharField()
+    result = serializers.JSONField()
+
+
+class JobSerializer(serializers.ModelSerializer):
+    error = serializers.SerializerMethodField()
+    actions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "client_request_id",
+            "status",
+            "model",
+            "max_output_tokens",
+            "allowed_actions",
+            "metadata",
+            "output_text",
+            "tool_calls",
+            "usage",
+            "error",
+            "attempts",
+            "actions",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_error(self, job: Job) -> dict | None:
+        if not job.error_code:
+            return None
+        return {"code": job.error_code, "message": job.error_message}
+
+    def get_actions(self, job: Job) -> list[dict]:
+        return ActionSerializer(self.context.get("actions", []), many=True).data

@@ -1,0 +1,100 @@
+"""Issuing and checking workspace API keys.
+
+A key reads `aio_<prefix>_<secret>`: the fixed tag makes leaked keys greppable, the prefix finds
+the row, and only HMAC-SHA256(API_KEY_PEPPER, secret) is stored. The plaintext exists once, in
+the return value of `issue_api_key`.
+"""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from orchestrator.models import ApiKey, Workspace
+
+KEY_TAG = "aio"
+SCOPES: tuple[str, ...] = ("jobs:read", "jobs:write", "actions:approve")
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class UnknownScope(ValueError):
+    """A scope name that no view checks: refused so a typo cannot mint a useless key."""
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    plaintext: str
+
+
+def digest_secret(secret: str) -> str:
+    """HMAC-SHA256 of a key's secret part under the pepper; fast, so fine on every request."""
+    return hmac.new(settings.API_KEY_PEPPER.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def issue_api_key(
+    *,
+    workspace: Workspace,
+    scopes: list[str],
+    name: str = "",
+    expires_at: datetime | None = None,
+) -> IssuedKey:
+    """Create a key and return it with its plaintext, which is never available again."""
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise UnknownScope(f"unknown scopes {unknown}; known scopes are {list(SCOPES)}")
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(
+        workspace=workspace,
+        name=name,
+        prefix=prefix,
+        digest=digest_secret(secret),
+        scopes=sorted(set(scopes)),
+        expires_at=expires_at,
+    )
+    return IssuedKey(api_key=api_key, plaintext=f"{KEY_TAG}_{prefix}_{secret}")
+
+
+def authenticate_api_key(plaintext: str) -> ApiKey | None:
+    """The active key matching `plaintext`, or None; the caller cannot tell why it failed."""
+    tag, _, rest = plaintext.partition("_")
+    prefix, _, secret = rest.partition("_")
+    if tag != KEY_TAG or not prefix or not secret:
+        return None
+    api_key = ApiKey.objects.select_related("workspace").filter(prefix=prefix).first()
+    # Digest even when the prefix is unknown, so timing does not reveal which prefixes exist.
+    candidate = digest_secret(secret)
+    if api_key is None or not hmac.compare_digest(candidate, api_key.digest):
+        return None
+    now = timezone.now()
+    if not api_key.is_active(now):
+        return None
+    _touch_last_used(api_key, now)
+    return api_key
+
+
+def _touch_last_used(api_key: ApiKey, now: datetime) -> None:
+    # At most one write a minute per key: last use is for humans, not worth a write per request.
+    stale_before = now - LAST_USED_RESOLUTION
+    if api_key.last_used_at is not None and api_key.last_used_at >= stale_before:
+        return
+    ApiKey.objects.filter(pk=api_key.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale_before)
+    ).update(last_used_at=now)
+    api_key.last_used_at = now
+
+
+def revoke_api_key(*, api_key: ApiKey) -> None:
+    """Revoke a key from now on; revoking twice keeps the first time."""
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def expiry_in_days(days: int | None) -> datetime | None:
+    """The expiry `days` from now, or None for a key that does not expire."""
+    return None if days is None else timezone.now() + timedelta(days=days)

@@ -1,0 +1,35 @@
+"""Domain errors: each carries a stable machine-readable code and the HTTP status it maps to."""
+
+
+class OrchestratorError(Exception):
+    """Base of the errors services raise; the API renders them in the one error format."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, *, fields: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class IdempotencyKeyReused(OrchestratorError):
+    code = "idempotency_key_reused"
+    status = 422
+
+
+class RequestTooLarge(OrchestratorError):
+    code = "request_too_large"
+    status = 413
+
+
+class ModelUnavailable(Exception):
+    """The model could not answer now (timeout, connection, 429, 5xx): worth retrying later."""
+
+
+class ModelRequestFailed(Exception):
+    """The model refused the request for good (4xx other than 429): retrying cannot help."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -1,0 +1,79 @@
+"""Liveness (/health) and readiness (/ready) for load balancers and operators."""
+
+import time
+from collections.abc import Callable
+
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.migrations.executor import MigrationExecutor
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+from orchestrator import redis_keys
+from orchestrator.redis_client import get_redis
+
+_migrations_applied = False
+
+
+def _database() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return {}
+
+
+def _redis() -> dict:
+    get_redis().ping()
+    return {}
+
+
+def _queue() -> dict:
+    return {"depth": get_redis().llen(redis_keys.JOB_QUEUE)}
+
+
+def _migrations() -> dict:
+    global _migrations_applied
+    # Once applied, migrations stay applied for the life of the process: check until then.
+    if not _migrations_applied:
+        executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        if pending:
+            raise RuntimeError(f"{len(pending)} migrations not applied")
+        _migrations_applied = True
+    return {}
+
+
+CHECKS: dict[str, Callable[[], dict]] = {
+    "database": _database,
+    "redis": _redis,
+    "queue": _queue,
+    "migrations": _migrations,
+}
+
+
+def run_checks() -> dict[str, dict]:
+    """Run every readiness check; each reports ok, latency_ms, error and its own details."""
+    results = {}
+    for name, check in CHECKS.items():
+        started = time.perf_counter()
+        try:
+            details, error = check(), None
+        except Exception as exc:
+            details, error = {}, f"{type(exc).__name__}: {exc}"[:300]
+        results[name] = {
+            "ok": error is None,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            "error": error,
+            **details,
+        }
+    return results
+
+
+@require_GET
+def ready(request: HttpRequest) -> JsonResponse:
+    checks = run_checks()
+    is_ready = all(check["ok"] for check in checks.values())
+    return JsonResponse({"ready": is_ready, "checks": checks}, status=200 if is_ready else 503)
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"alive": True})

@@ -1,0 +1,126 @@
+"""Workspaces, their API keys, and the jobs they submit."""
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils import timezone
+
+
+class Workspace(models.Model):
+    """A tenant. Every job, key and action belongs to exactly one."""
+
+    id = models.SlugField(primary_key=True, max_length=64)
+    name = models.CharField(max_length=200)
+    # None means "follow ALLOW_ACTIONS_DEFAULT", so a change of the default reaches every
+    # workspace that never chose its own list.
+    allowed_actions = ArrayField(models.CharField(max_length=64), null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def effective_allowed_actions(self) -> list[str]:
+        """The actions this workspace allows: its own list, or ALLOW_ACTIONS_DEFAULT."""
+        if self.allowed_actions is None:
+            return list(settings.ALLOW_ACTIONS_DEFAULT)
+        return list(self.allowed_actions)
+
+
+class ApiKey(models.Model):
+    """A workspace credential; only its public prefix and an HMAC digest of its secret are kept."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    scopes = ArrayField(models.CharField(max_length=32), default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id}/{self.prefix}"
+
+    def is_active(self, now=None) -> bool:
+        """True unless the key is revoked or past its expiry."""
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class JobQuerySet(models.QuerySet):
+    def for_workspace(self, workspace: Workspace) -> "JobQuerySet":
+        """Every API lookup starts here, so another workspace's job is a 404 by construction."""
+        return self.filter(workspace=workspace)
+
+
+class Job(models.Model):
+    """One AI request: its input, the model's stored plan and replies, and its outcome."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="jobs")
+    client_request_id = models.CharField(max_length=128)
+    request_fingerprint = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+
+    messages = models.JSONField()
+    model = models.CharField(max_length=100)
+    max_output_tokens = models.PositiveIntegerField()
+    allowed_actions = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    # The conversation after the input: each model reply is stored here before any of its tool
+    # calls runs, followed by the tool results, so a redelivered job resumes from the stored
+    # plan instead of asking the model again.
+    transcript = models.JSONField(default=list, blank=True)
+    tool_calls = models.JSONField(default=list, blank=True)
+    output_text = models.TextField(blank=True)
+    usage = models.JSONField(default=dict, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    # When a message for this job was last published (or meant to be): the sweeper republishes
+    # queued jobs whose message is older than JOB_REQUEUE_AFTER_SECONDS.
+    enqueued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # A running job belongs to its worker until then; after it, the sweeper hands it back.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "client_request_id"], name="job_unique_client_request_id"
+            ),
+        ]
+        indexes = [
+            # The sweeper's scan touches only unfinished jobs.
+            models.Index(
+                fields=["status", "enqueued_at"],
+                name="job_unfinished_idx",
+                condition=models.Q(status__in=["queued", "running"]),
+            ),
+            models.Index(fields=["workspace", "-created_at"], name="job_workspace_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id}/{self.client_request_id}"

@@ -1,0 +1,10 @@
+"""The one place that knows the Redis key names (importable before Django is configured)."""
+
+# Celery's Redis transport keeps the queue as a list under its own name, so the runbook's
+# `redis-cli LLEN ai:queue:pending` counts the jobs waiting for a worker.
+JOB_QUEUE = "ai:queue:pending"
+
+
+def idempotency_key(workspace_id: str, client_request_id: str) -> str:
+    """Key marking a client_request_id as taken in a workspace (value: the job id)."""
+    return f"ai:idempotency:{workspace_id}:{client_request_id}"

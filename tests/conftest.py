@@ -1,0 +1,81 @@
+"""Shared fixtures: workspaces and keys, API clients, and the real processes end-to-end tests
+need (model simulator, Celery workers). Redis is the real one, in a database of its own."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from orchestrator.redis_client import get_redis
+from tests import factories
+from tests.processes import Simulator, start_worker
+
+
+@pytest.fixture(autouse=True)
+def redis_db():
+    """A clean Redis database for every test; refuses to wipe database 0."""
+    client = get_redis()
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    assert db != 0, "tests must run on their own Redis database (make test sets REDIS_URL)"
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def workspace(db):
+    return factories.make_workspace("ws-a")
+
+
+@pytest.fixture
+def other_workspace(db):
+    return factories.make_workspace("ws-b")
+
+
+@pytest.fixture
+def api_key(workspace) -> str:
+    return factories.make_api_key(workspace)
+
+
+@pytest.fixture
+def client_for():
+    def build(key: str | None) -> APIClient:
+        client = APIClient()
+        if key is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        return client
+
+    return build
+
+
+@pytest.fixture
+def api_client(client_for, api_key) -> APIClient:
+    return client_for(api_key)
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    sim = Simulator()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def start_worker_with(transactional_db, simulator):
+    """Start real Celery workers with extra environment; all are stopped after the test.
+
+    Depends on transactional_db so workers stop before the database is flushed."""
+    started = []
+
+    def start(**env: str):
+        worker = start_worker(simulator, **env)
+        started.append(worker)
+        return worker
+
+    simulator.reset()
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def worker(start_worker_with):
+    return start_worker_with()

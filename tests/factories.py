@@ -1,0 +1,33 @@
+"""Test data builders: one place that knows how to make a valid workspace, key or job."""
+
+import uuid
+from itertools import count
+
+from orchestrator.api_keys import issue_api_key
+from orchestrator.models import Job, Workspace
+
+_sequence = count(1)
+
+ALL_SCOPES = ["jobs:read", "jobs:write"]
+
+
+def make_workspace(workspace_id: str | None = None, **fields) -> Workspace:
+    workspace_id = workspace_id or f"ws-{next(_sequence)}"
+    fields.setdefault("name", workspace_id.title())
+    return Workspace.objects.create(id=workspace_id, **fields)
+
+
+def make_api_key(workspace: Workspace, scopes: list[str] | None = None, **fields) -> str:
+    """Issue a key and return its plaintext."""
+    scopes = ALL_SCOPES if scopes is None else scopes
+    return issue_api_key(workspace=workspace, scopes=scopes, **fields).plaintext
+
+
+def make_job(workspace: Workspace, **fields) -> Job:
+    fields.setdefault("client_request_id", f"req-{uuid.uuid4().hex[:12]}")
+    fields.setdefault("request_fingerprint", uuid.uuid4().hex)
+    fields.setdefault("messages", [{"role": "user", "content": "hello"}])
+    fields.setdefault("model", "gpt-4o-mini")
+    fields.setdefault("max_output_tokens", 100)
+    fields.setdefault("allowed_actions", workspace.effective_allowed_actions)
+    return Job.objects.create(workspace=workspace, **fields)

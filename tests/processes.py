@@ -1,0 +1,206 @@
+"""Real processes for the tests: the model simulator, Celery workers, gunicorn, redis-server."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.1, message: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(message or f"condition not met within {timeout}s")
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created, for processes we start."""
+    db = settings.DATABASES["default"]
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class Process:
+    """A child process whose output goes to a log file the test can read on failure."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
+        self._log = self.log_path.open("w")
+        self.popen = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def wait_for_log(self, text: str, timeout: float = 30) -> None:
+        def seen() -> bool:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log()[-3000:]}")
+            return text in self.log()
+
+        wait_until(seen, timeout=timeout, message=f"{self.name} never logged {text!r}")
+
+
+def process_env(**overrides: str) -> dict[str, str]:
+    """The environment of a platform process under test: test database, test Redis."""
+    env = {
+        **os.environ,
+        "ENV_FILE": "",
+        "DATABASE_URL": test_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DEBUG": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(overrides)
+    return env
+
+
+class Simulator(Process):
+    def __init__(self, latency_ms: int = 0) -> None:
+        self.port = free_port()
+        super().__init__(
+            "simulator",
+            [
+                sys.executable,
+                "-m",
+                "orchestrator.simulator",
+                "--port",
+                str(self.port),
+                "--latency-ms",
+                str(latency_ms),
+            ],
+            {**os.environ},
+        )
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{self.port}/health"), timeout=15)
+
+    def stats(self) -> dict:
+        import json
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_simulator/stats") as resp:
+            return json.load(resp)
+
+    def requests(self) -> int:
+        """Chat completion requests received since the last reset."""
+        return self.stats()["requests"]
+
+    def reset(self) -> None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/_simulator/reset", method="POST", data=b""
+        )
+        urllib.request.urlopen(request).close()
+
+
+def start_worker(simulator: Simulator, **env: str) -> Process:
+    """A real Celery worker (threads pool) on the test database and Redis."""
+    worker = Process(
+        "worker",
+        [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "-l",
+            "info",
+            "--concurrency",
+            "8",
+            "--without-mingle",
+            "--without-gossip",
+            "-n",
+            f"test-{uuid.uuid4().hex[:8]}@%h",
+        ],
+        process_env(OPENAI_BASE_URL=simulator.base_url, OPENAI_API_KEY="test-key", **env),
+    )
+    worker.wait_for_log("ready.")
+    return worker
+
+
+def start_web(**env: str) -> tuple[Process, str]:
+    """gunicorn serving the app on a free port; returns the process and its base URL."""
+    port = free_port()
+    web = Process(
+        "web",
+        [str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        process_env(**env),
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_ok(f"{base_url}/health"), timeout=30, message=web.log()[-2000:])
+    return web, base_url
+
+
+@contextmanager
+def redis_server(port: int):
+    """A throwaway redis-server of our own, to stop and start at will."""
+    server = RedisServer(port)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class RedisServer:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.process: Process | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = Process(
+            "redis",
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
+            {**os.environ},
+        )
+        self.process.wait_for_log("Ready to accept connections")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
