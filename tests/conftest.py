@@ -65,8 +65,8 @@ def start_worker_with(transactional_db, simulator):
     Depends on transactional_db so workers stop before the database is flushed."""
     started = []
 
-    def start(**env: str):
-        worker = start_worker(simulator, **env)
+    def start(*, beat: bool = False, **env: str):
+        worker = start_worker(simulator, beat=beat, **env)
         started.append(worker)
         return worker
 

@@ -135,8 +135,11 @@ class Simulator(Process):
         urllib.request.urlopen(request).close()
 
 
-def start_worker(simulator: Simulator, **env: str) -> Process:
-    """A real Celery worker (threads pool) on the test database and Redis."""
+def start_worker(simulator: Simulator, *, beat: bool = False, **env: str) -> Process:
+    """A real Celery worker (threads pool) on the test database and Redis.
+
+    With `beat`, the worker also runs the beat schedule (the stale-job sweeper)."""
+    beat_args = ["-B", "-s", tempfile.mkstemp(prefix="beat-")[1]] if beat else []
     worker = Process(
         "worker",
         [
@@ -152,6 +155,7 @@ def start_worker(simulator: Simulator, **env: str) -> Process:
             "--without-gossip",
             "-n",
             f"test-{uuid.uuid4().hex[:8]}@%h",
+            *beat_args,
         ],
         process_env(OPENAI_BASE_URL=simulator.base_url, OPENAI_API_KEY="test-key", **env),
     )
