@@ -139,7 +139,7 @@ def start_worker(simulator: Simulator, *, beat: bool = False, **env: str) -> Pro
     """A real Celery worker (threads pool) on the test database and Redis.
 
     With `beat`, the worker also runs the beat schedule (the stale-job sweeper)."""
-    beat_args = ["-B", "-s", tempfile.mkstemp(prefix="beat-")[1]] if beat else []
+    beat_args = ["-B", "-s", f"{tempfile.mkdtemp(prefix='beat-')}/schedule"] if beat else []
     worker = Process(
         "worker",
         [
