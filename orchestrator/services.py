@@ -322,31 +322,47 @@ def _hand_back(job: Job) -> None:
 
 
 def requeue_stale_jobs() -> int:
-    """Republish queued jobs whose message may be lost and reclaim jobs whose lease expired."""
-    now = timezone.now()
-    expired = Job.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now)
-    expired.filter(attempts__gte=settings.JOB_MAX_ATTEMPTS).update(
-        status=Status.FAILED,
-        error_code="attempts_exhausted",
-        error_message="the job's worker stopped answering too many times",
-        finished_at=now,
-        lease_expires_at=None,
-    )
-    expired.update(status=Status.QUEUED, enqueued_at=now, lease_expires_at=None)
+    """Republish queued jobs whose message may be lost and hand back jobs whose lease expired.
 
+    Returns how many jobs were republished.
+    """
+    now = timezone.now()
     stale_before = now - timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS)
     with transaction.atomic():
-        # skip_locked: two sweepers never republish the same job in the same round.
-        job_ids = list(
-            Job.objects.select_for_update(skip_locked=True)
-            .filter(status=Status.QUEUED, enqueued_at__lt=stale_before)
+        # skip_locked: a second sweeper running at the same moment takes other rows, so no job
+        # is republished twice in one round.
+        locked = Job.objects.select_for_update(skip_locked=True)
+        expired = list(
+            locked.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list(
+                "id", "attempts"
+            )[:SWEEP_BATCH]
+        )
+        exhausted = [
+            job_id for job_id, attempts in expired if attempts >= settings.JOB_MAX_ATTEMPTS
+        ]
+        Job.objects.filter(id__in=exhausted).update(
+            status=Status.FAILED,
+            error_code="attempts_exhausted",
+            error_message="the job's worker stopped before finishing, too many times",
+            finished_at=now,
+            lease_expires_at=None,
+        )
+        stale = list(
+            locked.filter(status=Status.QUEUED, enqueued_at__lt=stale_before)
             .order_by("enqueued_at")
             .values_list("id", flat=True)[:SWEEP_BATCH]
         )
-        Job.objects.filter(id__in=job_ids).update(enqueued_at=now)
-        for job_id in job_ids:
+        to_publish = [job_id for job_id, _ in expired if job_id not in exhausted] + stale
+        Job.objects.filter(id__in=to_publish).update(
+            status=Status.QUEUED, enqueued_at=now, lease_expires_at=None
+        )
+        for job_id in to_publish:
             transaction.on_commit(partial(publish_job, job_id), robust=True)
-    republished = len(job_ids)
-    if republished:
-        logger.warning("sweeper republished %d stale queued jobs", republished)
-    return republished
+    if to_publish or exhausted:
+        logger.warning(
+            "sweeper republished %d jobs (%d with an expired lease), failed %d",
+            len(to_publish),
+            len(expired) - len(exhausted),
+            len(exhausted),
+        )
+    return len(to_publish)
