@@ -280,6 +280,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "orchestrator.api.errors.handle_exception",
     "UNAUTHENTICATED_USER": None,
+    # No OPTIONS metadata: every method a view serves must declare its scopes.
+    "DEFAULT_METADATA_CLASS": None,
 }
 
 # --- Logging ----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ SIMULATOR_PORT = 8001
 
 def main() -> int:
     os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT))  # run as a script, the project root is not on the path
     RUN_DIR.mkdir(exist_ok=True)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
