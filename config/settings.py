@@ -299,6 +299,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # The HTTP clients log request URLs and headers at DEBUG; keep credentials out of the logs.
     "loggers": {
+        # Django's own console handler would print every record a second time via the root.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
