@@ -270,13 +270,15 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- API --------------------------------------------------------------------------------------
 
+# DRF's JSON parser reads request.body, so Django enforces this bound on the declared length
+# before reading anything; the API answers 413.
 MAX_REQUEST_BODY_BYTES = 256 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["orchestrator.api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["orchestrator.api.permissions.HasRequiredScopes"],
-    "DEFAULT_PARSER_CLASSES": ["orchestrator.api.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "orchestrator.api.errors.handle_exception",
     "UNAUTHENTICATED_USER": None,

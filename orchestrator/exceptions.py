@@ -18,11 +18,6 @@ class IdempotencyKeyReused(OrchestratorError):
     status = 422
 
 
-class RequestTooLarge(OrchestratorError):
-    code = "request_too_large"
-    status = 413
-
-
 class ModelUnavailable(Exception):
     """The model could not answer now (timeout, connection, 429, 5xx): worth retrying later."""
 

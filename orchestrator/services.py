@@ -1,12 +1,12 @@
 """The job lifecycle: submit, publish, claim, run against the model, finish, sweep."""
 
+import contextlib
 import hashlib
 import json
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 
 import redis
 from django.conf import settings
@@ -99,13 +99,14 @@ def submit_job(
                 metadata=metadata or {},
             )
             # robust: a dead broker is logged, not raised; the sweeper republishes the job.
-            transaction.on_commit(partial(publish_job, job.id), robust=True)
+            _publish_on_commit(job.id)
     except IntegrityError:
         existing = Job.objects.filter(
             workspace=workspace, client_request_id=client_request_id
         ).first()
         if existing is None:
             raise
+        _point_request_id_at(workspace.id, client_request_id, existing.id)
         return _replay(existing, fingerprint)
     return Submission(job=job, replayed=False)
 
@@ -125,12 +126,30 @@ def _reserve_request_id(workspace_id: str, client_request_id: str, job_id) -> bo
         return None
 
 
+def _point_request_id_at(workspace_id: str, client_request_id: str, job_id) -> None:
+    # Reached when the key was reserved with an id that lost the race to the constraint: make
+    # the key name the job that exists, so an operator reading it is not misled.
+    key = redis_keys.idempotency_key(workspace_id, client_request_id)
+    with contextlib.suppress(redis.RedisError):  # a hint only: the constraint already decided
+        get_redis().set(key, str(job_id), xx=True, keepttl=True)
+
+
 def _replay(job: Job, fingerprint: str) -> Submission:
     if job.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused(
             "This client_request_id was already used with a different request body."
         )
     return Submission(job=job, replayed=True)
+
+
+def _publish_on_commit(job_id) -> None:
+    # A closure, not functools.partial: Django 5.2 names the callback by __qualname__ when a
+    # robust callback fails, and a partial has none (Django ticket #36487), so the failure of a
+    # dead broker would become a 500 for a job already stored.
+    def publish() -> None:
+        publish_job(job_id)
+
+    transaction.on_commit(publish, robust=True)
 
 
 def publish_job(job_id) -> None:
@@ -357,7 +376,7 @@ def requeue_stale_jobs() -> int:
             status=Status.QUEUED, enqueued_at=now, lease_expires_at=None
         )
         for job_id in to_publish:
-            transaction.on_commit(partial(publish_job, job_id), robust=True)
+            _publish_on_commit(job_id)
     if to_publish or exhausted:
         logger.warning(
             "sweeper republished %d jobs (%d with an expired lease), failed %d",

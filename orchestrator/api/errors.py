@@ -2,6 +2,8 @@
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -27,6 +29,9 @@ def handle_exception(exc, context) -> Response | None:
         # Missing, unknown, wrong, revoked and expired keys all look alike to the caller.
         status, code, message, fields = 401, "unauthenticated", UNAUTHENTICATED_MESSAGE, {}
         headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    elif isinstance(exc, RequestDataTooBig):
+        status, code, fields = 413, "request_too_large", {}
+        message = f"The request body exceeds {settings.MAX_REQUEST_BODY_BYTES // 1024} KiB."
     elif isinstance(exc, exceptions.ParseError):
         status, code, message, fields = 400, "malformed_json", "The body is not valid JSON.", {}
     elif isinstance(exc, exceptions.ValidationError):

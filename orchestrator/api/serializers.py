@@ -16,7 +16,10 @@ class MessageSerializer(serializers.Serializer):
 
 
 class JobCreateSerializer(serializers.Serializer):
-    client_request_id = serializers.RegexField(r"^[A-Za-z0-9._-]{1,128}\Z", max_length=128)
+    # No trimming: "req-1 " must not silently become another request's idempotency key.
+    client_request_id = serializers.RegexField(
+        r"^[A-Za-z0-9._-]{1,128}\Z", max_length=128, trim_whitespace=False
+    )
     prompt = serializers.CharField(required=False, trim_whitespace=False)
     messages = MessageSerializer(
         many=True, required=False, allow_empty=False, max_length=MAX_MESSAGES
