@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from jsonschema import Draft202012Validator, FormatChecker
 
 from actions.registry import REGISTRY, ActionSpec
@@ -55,6 +57,18 @@ def validate_arguments(spec: ActionSpec, arguments: dict) -> list[str]:
     ][:20]
 
 
+# jsonschema's own "email" check only looks for an "@"; Django's validator refuses line breaks
+# and the other shapes that would let an address smuggle in a header.
+_FORMATS = FormatChecker()
+
+
+@_FORMATS.checks("email", raises=ValidationError)
+def _is_email(instance: object) -> bool:
+    if isinstance(instance, str):
+        validate_email(instance)
+    return True
+
+
 @cache
 def _validator(action_name: str) -> Draft202012Validator:
-    return Draft202012Validator(REGISTRY[action_name].schema, format_checker=FormatChecker())
+    return Draft202012Validator(REGISTRY[action_name].schema, format_checker=_FORMATS)

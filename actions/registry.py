@@ -11,7 +11,7 @@ _EMAIL = {"type": "string", "format": "email", "maxLength": 254}
 _ADDRESSES = {"type": "array", "items": _EMAIL, "maxItems": 50}
 # RFC 5322 caps a header line at 998 characters; a line break in a header would let the model
 # inject headers of its own.
-_SUBJECT = {"type": "string", "maxLength": 998, "pattern": "^[^\\r\\n]*$"}
+_SUBJECT = {"type": "string", "maxLength": 998, "not": {"pattern": "[\\r\\n]"}}
 
 _MAIL_SCHEMA = {
     "type": "object",

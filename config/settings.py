@@ -4,6 +4,7 @@ Every variable is listed with its default in `.env.example` and the README. A ba
 start-up with an ImproperlyConfigured error that names the variable.
 """
 
+import math
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -62,8 +63,8 @@ def _float(name: str, default: float, *, minimum: float = 0.0) -> float:
         value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
-    if value <= minimum:
-        raise ImproperlyConfigured(f"{name} must be greater than {minimum}, got {value}")
+    if not math.isfinite(value) or value <= minimum:
+        raise ImproperlyConfigured(f"{name} must be a finite number above {minimum}, got {raw!r}")
     return value
 
 

@@ -1,0 +1,279 @@
+"""Specification of the action policy (kill switch, then unknown action, then allow-lists, then
+argument validation) and of the action registry's tool names and tool definitions."""
+
+import pytest
+from django.test import override_settings
+
+from actions.names import ACTION_NAMES, GMAIL_SEND, OUTLOOK_SEND, TASK_CREATE
+from actions.policy import EXECUTE, decide, validate_arguments
+from actions.registry import REGISTRY, action_for_tool, tools_for
+
+MAIL_ACTIONS = [GMAIL_SEND, OUTLOOK_SEND]
+ALL = list(ACTION_NAMES)
+DELETE = object()
+
+VALID = {
+    GMAIL_SEND: {"to": ["ann@example.com"], "subject": "Hello", "body": "Hi Ann"},
+    OUTLOOK_SEND: {"to": ["ann@example.com"], "subject": "Hello", "body": "Hi Ann"},
+    TASK_CREATE: {"title": "Call Ann"},
+}
+INVALID = {
+    GMAIL_SEND: {"to": "ann", "subject": "x\nBcc: eve@example.com"},
+    TASK_CREATE: {"title": ""},
+}
+
+
+def arguments(action: str, **changes) -> dict:
+    """The valid arguments of `action` with some fields changed (or removed with DELETE)."""
+    args = dict(VALID[action])
+    for name, value in changes.items():
+        if value is DELETE:
+            args.pop(name, None)
+        else:
+            args[name] = value
+    return args
+
+
+def addresses(count: int) -> list[str]:
+    return [f"user{i}@example.com" for i in range(count)]
+
+
+@pytest.fixture(autouse=True)
+def actions_enabled():
+    with override_settings(ACTIONS_ENABLED=True):
+        yield
+
+
+# --- decide: the order of the rules -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("enabled", "action", "args", "job_actions", "workspace_actions", "status", "reason"),
+    [
+        pytest.param(
+            True, GMAIL_SEND, VALID[GMAIL_SEND], ALL, ALL, EXECUTE, "", id="valid-executes"
+        ),
+        pytest.param(
+            True, TASK_CREATE, VALID[TASK_CREATE], [TASK_CREATE], [TASK_CREATE], EXECUTE, "",
+            id="valid-executes-when-only-it-is-allowed",
+        ),
+        pytest.param(
+            False, GMAIL_SEND, VALID[GMAIL_SEND], ALL, ALL, "skipped", "actions_disabled",
+            id="kill-switch",
+        ),
+        pytest.param(
+            False, "sms.send", None, [], [], "skipped", "actions_disabled",
+            id="kill-switch-comes-before-everything",
+        ),
+        pytest.param(
+            True, "sms.send", VALID[GMAIL_SEND], ALL, ALL, "denied", "unknown_action",
+            id="unknown-action",
+        ),
+        pytest.param(
+            True, "sms.send", None, [], [], "denied", "unknown_action",
+            id="unknown-action-comes-before-allow-lists",
+        ),
+        pytest.param(
+            True, GMAIL_SEND, VALID[GMAIL_SEND], [TASK_CREATE], ALL, "denied",
+            "action_not_allowed", id="not-in-job-actions",
+        ),
+        pytest.param(
+            True, GMAIL_SEND, VALID[GMAIL_SEND], ALL, [TASK_CREATE], "denied",
+            "action_not_allowed", id="not-in-workspace-actions",
+        ),
+        pytest.param(
+            True, GMAIL_SEND, INVALID[GMAIL_SEND], [], [], "denied", "action_not_allowed",
+            id="allow-lists-come-before-arguments",
+        ),
+        pytest.param(
+            True, GMAIL_SEND, INVALID[GMAIL_SEND], ALL, ALL, "rejected", "invalid_arguments",
+            id="invalid-mail-arguments",
+        ),
+        pytest.param(
+            True, TASK_CREATE, INVALID[TASK_CREATE], ALL, ALL, "rejected", "invalid_arguments",
+            id="invalid-task-arguments",
+        ),
+        pytest.param(
+            True, TASK_CREATE, None, ALL, ALL, "rejected", "invalid_arguments",
+            id="arguments-not-an-object",
+        ),
+    ],
+)  # fmt: skip
+def test_decide_applies_the_first_rule_that_refuses(
+    enabled, action, args, job_actions, workspace_actions, status, reason
+):
+    with override_settings(ACTIONS_ENABLED=enabled):
+        decision = decide(
+            spec=REGISTRY.get(action),
+            arguments=args,
+            job_actions=job_actions,
+            workspace_actions=workspace_actions,
+        )
+    assert (decision.status, decision.reason) == (status, reason)
+    assert decision.allowed is (status == EXECUTE)
+    assert bool(decision.errors) is (reason == "invalid_arguments")
+
+
+def test_a_rejection_lists_every_violation():
+    decision = decide(
+        spec=REGISTRY[GMAIL_SEND],
+        arguments=INVALID[GMAIL_SEND],
+        job_actions=ALL,
+        workspace_actions=ALL,
+    )
+    fields = {error.split(":")[0] for error in decision.errors}
+    assert fields == {"(root)", "to", "subject"}  # body missing, to not a list, subject injected
+
+
+# --- validate_arguments -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ALL)
+def test_valid_arguments_have_no_errors(action):
+    assert validate_arguments(REGISTRY[action], VALID[action]) == []
+
+
+@pytest.mark.parametrize("action", MAIL_ACTIONS)
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"to": addresses(50)}, id="50-recipients"),
+        pytest.param(
+            {"cc": addresses(50), "bcc": addresses(50), "reply_to": "bob@example.com"},
+            id="cc-bcc-reply-to",
+        ),
+        pytest.param({"body": "x" * 100_000}, id="body-at-the-bound"),
+        pytest.param({"subject": "s" * 998}, id="subject-at-the-bound"),
+        pytest.param({"body": "line one\nline two\r\n"}, id="body-may-have-line-breaks"),
+        pytest.param({"html": "<p>Hi</p>"}, id="html"),
+    ],
+)
+def test_mail_arguments_within_the_bounds_are_valid(action, changes):
+    assert validate_arguments(REGISTRY[action], arguments(action, **changes)) == []
+
+
+@pytest.mark.parametrize("action", MAIL_ACTIONS)
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        pytest.param({"subject": "Hi\r\nBcc: eve@example.com"}, "subject", id="subject-crlf"),
+        pytest.param({"subject": "Hi\nBcc: eve@example.com"}, "subject", id="subject-lf"),
+        pytest.param({"subject": "Hi\rBcc: eve@example.com"}, "subject", id="subject-cr"),
+        pytest.param({"subject": "Hi\n"}, "subject", id="subject-trailing-lf"),
+        pytest.param({"subject": "s" * 999}, "subject", id="subject-too-long"),
+        pytest.param({"to": addresses(51)}, "to", id="51-recipients"),
+        pytest.param({"cc": addresses(51)}, "cc", id="51-cc"),
+        pytest.param({"bcc": addresses(51)}, "bcc", id="51-bcc"),
+        pytest.param({"to": []}, "to", id="no-recipient"),
+        pytest.param({"to": "ann@example.com"}, "to", id="to-not-a-list"),
+        pytest.param({"to": ["ann.example.com"]}, "to/0", id="email-without-at"),
+        pytest.param({"to": ["ann@"]}, "to/0", id="email-without-domain"),
+        pytest.param({"to": ["@example.com"]}, "to/0", id="email-without-local-part"),
+        pytest.param({"to": ["ann smith@example.com"]}, "to/0", id="email-with-space"),
+        pytest.param({"to": ["ann@example.com\r\nBcc: eve@example.com"]}, "to/0", id="email-crlf"),
+        pytest.param(
+            {"reply_to": "ann@example.com\nBcc: eve@example.com"}, "reply_to", id="reply-to-lf"
+        ),
+        pytest.param({"reply_to": "nobody"}, "reply_to", id="reply-to-not-an-email"),
+        pytest.param({"body": "x" * 100_001}, "body", id="body-over-the-bound"),
+        pytest.param({"html": "x" * 200_001}, "html", id="html-over-the-bound"),
+        pytest.param({"attachments": ["/etc/passwd"]}, "(root)", id="unknown-property"),
+        pytest.param({"subject": DELETE}, "(root)", id="subject-missing"),
+        pytest.param({"body": 42}, "body", id="body-not-a-string"),
+    ],
+)
+def test_invalid_mail_arguments_are_caught(action, changes, field):
+    errors = validate_arguments(REGISTRY[action], arguments(action, **changes))
+    assert any(error.startswith(f"{field}: ") for error in errors), errors
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"title": "t" * 200}, id="title-at-the-bound"),
+        pytest.param({"due": "2024-02-29"}, id="due-date"),
+        pytest.param({"priority": "high"}, id="priority"),
+        pytest.param({"assignee": "bob@example.com", "description": "d" * 10_000}, id="all"),
+    ],
+)
+def test_task_arguments_within_the_bounds_are_valid(changes):
+    assert validate_arguments(REGISTRY[TASK_CREATE], arguments(TASK_CREATE, **changes)) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        pytest.param({"title": ""}, "title", id="title-empty"),
+        pytest.param({"title": "t" * 201}, "title", id="title-201-chars"),
+        pytest.param({"title": DELETE}, "(root)", id="title-missing"),
+        pytest.param({"due": "2024-13-01"}, "due", id="due-month-13"),
+        pytest.param({"due": "2023-02-29"}, "due", id="due-not-a-leap-year"),
+        pytest.param({"due": "tomorrow"}, "due", id="due-words"),
+        pytest.param({"due": "20240101"}, "due", id="due-basic-iso-format"),
+        pytest.param({"due": "2024-01-01T09:00:00Z"}, "due", id="due-datetime"),
+        pytest.param({"priority": "urgent"}, "priority", id="priority-unknown"),
+        pytest.param({"priority": "HIGH"}, "priority", id="priority-wrong-case"),
+        pytest.param({"assignee": "bob"}, "assignee", id="assignee-not-an-email"),
+        pytest.param({"description": "d" * 10_001}, "description", id="description-too-long"),
+        pytest.param({"project": "x"}, "(root)", id="unknown-property"),
+    ],
+)
+def test_invalid_task_arguments_are_caught(changes, field):
+    errors = validate_arguments(REGISTRY[TASK_CREATE], arguments(TASK_CREATE, **changes))
+    assert any(error.startswith(f"{field}: ") for error in errors), errors
+
+
+def test_an_unknown_property_is_named_in_the_error():
+    errors = validate_arguments(REGISTRY[TASK_CREATE], arguments(TASK_CREATE, project="x"))
+    assert "project" in " ".join(errors)
+
+
+# --- The registry -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "tool_name"),
+    [(GMAIL_SEND, "gmail_send"), (OUTLOOK_SEND, "outlook_send"), (TASK_CREATE, "task_create")],
+)
+def test_tool_names_replace_dots_by_underscores(action, tool_name):
+    assert REGISTRY[action].tool_name == tool_name
+
+
+@pytest.mark.parametrize("action", ALL)
+def test_action_for_tool_accepts_both_spellings(action):
+    spec = REGISTRY[action]
+    assert action_for_tool(spec.name) is spec
+    assert action_for_tool(spec.tool_name) is spec
+
+
+@pytest.mark.parametrize(
+    "tool_name", ["sms_send", "sms.send", "GMAIL_SEND", "gmail-send", "gmail", "", " gmail.send"]
+)
+def test_action_for_tool_is_none_for_a_name_never_offered(tool_name):
+    assert action_for_tool(tool_name) is None
+
+
+@pytest.mark.parametrize(
+    "actions",
+    [[TASK_CREATE], [GMAIL_SEND, TASK_CREATE], ALL, [TASK_CREATE, OUTLOOK_SEND, GMAIL_SEND]],
+)
+def test_tools_for_offers_exactly_the_given_actions_in_registry_order(actions):
+    tools = tools_for(actions)
+    expected = [name for name in REGISTRY if name in actions]
+    assert [tool["function"]["name"] for tool in tools] == [
+        REGISTRY[name].tool_name for name in expected
+    ]
+    for tool, name in zip(tools, expected, strict=True):
+        assert tool == {
+            "type": "function",
+            "function": {
+                "name": REGISTRY[name].tool_name,
+                "description": REGISTRY[name].description,
+                "parameters": REGISTRY[name].schema,
+            },
+        }
+
+
+@pytest.mark.parametrize("actions", [[], ["sms.send"], ["gmail_send"]])
+def test_tools_for_offers_nothing_for_no_known_action(actions):
+    assert tools_for(actions) == []
