@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 TEST_ENV := ENV_FILE= DEBUG=false SECRET_KEY=test-only-secret-key \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format bench clean
 
 install: $(INSTALLED)
 
@@ -33,6 +33,10 @@ test: install lint
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Loopback only, a few minutes; figures are ratios against baselines measured in the same run.
+bench: install
+	$(BIN)/python bench/worker_throughput.py
 
 format: install
 	$(BIN)/ruff check --fix .

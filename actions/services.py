@@ -81,6 +81,24 @@ def run_proposed_action(
     return _execute(row, spec)
 
 
+def refuse_proposed_action(
+    *, job_id, workspace_id: str, call_key: str, tool_name: str, raw_arguments: str, reason: str
+) -> ActionOutcome:
+    """Record a proposal that will not run (e.g. beyond the job's limits) as `denied`."""
+    spec = action_for_tool(tool_name)
+    arguments = _parse_arguments(raw_arguments)
+    row, _ = audit.record_action(
+        workspace_id=workspace_id,
+        job_id=job_id,
+        call_key=call_key,
+        action=spec.name if spec else tool_name[:64],
+        arguments=arguments if arguments is not None else {"raw": raw_arguments[:2000]},
+        status=Status.DENIED,
+        reason=reason,
+    )
+    return ActionOutcome.of(row)
+
+
 def _resume(row: ActionAudit) -> ActionOutcome:
     """The outcome of a step recorded by an earlier delivery of the same job."""
     if row.status != Status.EXECUTING:

@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from actions.registry import tools_for
-from actions.services import run_proposed_action
+from actions.services import refuse_proposed_action, run_proposed_action
 from orchestrator import model_client, redis_keys
 from orchestrator.exceptions import (
     IdempotencyKeyReused,
@@ -221,6 +221,7 @@ def _converse(job: Job) -> None:
         if reply.tool_calls:
             limit = _limit_breached(job)
             if limit:
+                _refuse_calls(job, _unanswered_calls(job), reason="limit_exceeded")
                 _finish(job, Status.FAILED, error_code="limit_exceeded", error_message=limit)
                 return
         if not _save_progress(job):
@@ -298,6 +299,19 @@ def _run_calls(job: Job, pending: list[tuple[str, dict]]) -> None:
         job.transcript = job.transcript + [
             {"role": "tool", "tool_call_id": call["id"], "content": outcome.as_tool_result()}
         ]
+
+
+def _refuse_calls(job: Job, calls: list[tuple[str, dict]], *, reason: str) -> None:
+    # Every proposal leaves an audit row, including those the job's limits stop.
+    for call_key, call in calls:
+        refuse_proposed_action(
+            job_id=job.id,
+            workspace_id=job.workspace_id,
+            call_key=call_key,
+            tool_name=call["function"]["name"],
+            raw_arguments=call["function"]["arguments"],
+            reason=reason,
+        )
 
 
 def _save_progress(job: Job) -> bool:
