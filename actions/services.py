@@ -3,6 +3,8 @@
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 from actions import policy
 from actions.connectors.base import ConnectorError
@@ -42,32 +44,47 @@ class ActionOutcome:
         return text if len(text) <= TOOL_RESULT_MAX_CHARS else text[:TOOL_RESULT_MAX_CHARS] + "…"
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """One tool call of a job's stored plan, as the model wrote it."""
+
+    job_id: Any
+    workspace_id: str
+    call_key: str
+    tool_call_id: str  # the model's own id, echoed in the tool result; not a key of ours
+    tool_name: str
+    raw_arguments: str
+
+    @cached_property
+    def spec(self) -> ActionSpec | None:
+        return action_for_tool(self.tool_name)
+
+    @cached_property
+    def arguments(self) -> dict | None:
+        """The arguments as a JSON object, or None when the model wrote anything else."""
+        try:
+            value = json.loads(self.raw_arguments or "{}")
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+
 def run_proposed_action(
-    *,
-    job_id,
-    workspace_id: str,
-    call_key: str,
-    tool_name: str,
-    raw_arguments: str,
-    job_actions: list[str],
-    workspace_actions: list[str],
+    proposal: Proposal, *, job_actions: list[str], workspace_actions: list[str]
 ) -> ActionOutcome:
     """Decide and, when allowed, execute one step of a job's plan; never twice per step."""
-    existing = audit.find_action(job_id=job_id, call_key=call_key)
+    existing = audit.find_action(job_id=proposal.job_id, call_key=proposal.call_key)
     if existing is not None:
         return _resume(existing)
 
-    spec = action_for_tool(tool_name)
-    arguments = _parse_arguments(raw_arguments)
     decision = policy.decide(
-        spec=spec, arguments=arguments, job_actions=job_actions, workspace_actions=workspace_actions
+        spec=proposal.spec,
+        arguments=proposal.arguments,
+        job_actions=job_actions,
+        workspace_actions=workspace_actions,
     )
-    row, created = audit.record_action(
-        workspace_id=workspace_id,
-        job_id=job_id,
-        call_key=call_key,
-        action=spec.name if spec else tool_name[:64],
-        arguments=arguments if arguments is not None else {"raw": raw_arguments[:2000]},
+    row, created = _record(
+        proposal,
         status=Status.EXECUTING if decision.allowed else decision.status,
         reason=decision.reason,
         result={"errors": decision.errors} if decision.errors else {},
@@ -78,25 +95,29 @@ def run_proposed_action(
         return ActionOutcome.of(row)
     # The `executing` row is committed before the connector runs: a crash from here on leaves
     # evidence instead of a silent, repeatable side effect.
-    return _execute(row, spec)
+    return _execute(row, proposal.spec)
 
 
-def refuse_proposed_action(
-    *, job_id, workspace_id: str, call_key: str, tool_name: str, raw_arguments: str, reason: str
-) -> ActionOutcome:
+def refuse_proposed_action(proposal: Proposal, *, reason: str) -> ActionOutcome:
     """Record a proposal that will not run (e.g. beyond the job's limits) as `denied`."""
-    spec = action_for_tool(tool_name)
-    arguments = _parse_arguments(raw_arguments)
-    row, _ = audit.record_action(
-        workspace_id=workspace_id,
-        job_id=job_id,
-        call_key=call_key,
-        action=spec.name if spec else tool_name[:64],
-        arguments=arguments if arguments is not None else {"raw": raw_arguments[:2000]},
-        status=Status.DENIED,
-        reason=reason,
-    )
+    row, _ = _record(proposal, status=Status.DENIED, reason=reason)
     return ActionOutcome.of(row)
+
+
+def _record(
+    proposal: Proposal, *, status: str, reason: str = "", result: dict | None = None
+) -> tuple[ActionAudit, bool]:
+    arguments = proposal.arguments
+    return audit.record_action(
+        workspace_id=proposal.workspace_id,
+        job_id=proposal.job_id,
+        call_key=proposal.call_key,
+        action=proposal.spec.name if proposal.spec else proposal.tool_name[:64],
+        arguments=arguments if arguments is not None else {"raw": proposal.raw_arguments[:2000]},
+        status=status,
+        reason=reason,
+        result=result,
+    )
 
 
 def _resume(row: ActionAudit) -> ActionOutcome:
@@ -125,11 +146,3 @@ def _execute(row: ActionAudit, spec: ActionSpec) -> ActionOutcome:
     else:
         audit.finish_action(row=row, status=Status.EXECUTED, result=result.data)
     return ActionOutcome.of(row)
-
-
-def _parse_arguments(raw: str) -> dict | None:
-    try:
-        value = json.loads(raw or "{}")
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from actions.registry import tools_for
-from actions.services import refuse_proposed_action, run_proposed_action
+from actions.services import Proposal, refuse_proposed_action, run_proposed_action
 from orchestrator import model_client, redis_keys
 from orchestrator.exceptions import (
     IdempotencyKeyReused,
@@ -284,34 +284,40 @@ def _unanswered_calls(job: Job) -> list[tuple[str, dict]]:
     return []
 
 
-def _run_calls(job: Job, pending: list[tuple[str, dict]]) -> None:
-    workspace_actions = Workspace.objects.get(pk=job.workspace_id).effective_allowed_actions
-    for call_key, call in pending:
-        outcome = run_proposed_action(
+def _proposals(job: Job, calls: list[tuple[str, dict]]) -> list[Proposal]:
+    return [
+        Proposal(
             job_id=job.id,
             workspace_id=job.workspace_id,
             call_key=call_key,
+            tool_call_id=call["id"],
             tool_name=call["function"]["name"],
             raw_arguments=call["function"]["arguments"],
-            job_actions=job.allowed_actions,
-            workspace_actions=workspace_actions,
+        )
+        for call_key, call in calls
+    ]
+
+
+def _run_calls(job: Job, pending: list[tuple[str, dict]]) -> None:
+    # Re-read: the workspace's allow-list may have changed since the job was submitted.
+    workspace_actions = Workspace.objects.get(pk=job.workspace_id).effective_allowed_actions
+    for proposal in _proposals(job, pending):
+        outcome = run_proposed_action(
+            proposal, job_actions=job.allowed_actions, workspace_actions=workspace_actions
         )
         job.transcript = job.transcript + [
-            {"role": "tool", "tool_call_id": call["id"], "content": outcome.as_tool_result()}
+            {
+                "role": "tool",
+                "tool_call_id": proposal.tool_call_id,
+                "content": outcome.as_tool_result(),
+            }
         ]
 
 
 def _refuse_calls(job: Job, calls: list[tuple[str, dict]], *, reason: str) -> None:
     # Every proposal leaves an audit row, including those the job's limits stop.
-    for call_key, call in calls:
-        refuse_proposed_action(
-            job_id=job.id,
-            workspace_id=job.workspace_id,
-            call_key=call_key,
-            tool_name=call["function"]["name"],
-            raw_arguments=call["function"]["arguments"],
-            reason=reason,
-        )
+    for proposal in _proposals(job, calls):
+        refuse_proposed_action(proposal, reason=reason)
 
 
 def _save_progress(job: Job) -> bool:
