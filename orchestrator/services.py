@@ -1,4 +1,4 @@
-"""The job lifecycle: submit, publish, claim, run against the model, finish, sweep."""
+"""The job lifecycle: submit and publish jobs, sweep the stale ones (running them: execution.py)."""
 
 import contextlib
 import hashlib
@@ -10,17 +10,12 @@ from datetime import timedelta
 
 import redis
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from actions.registry import tools_for
-from actions.services import Proposal, refuse_proposed_action, run_proposed_action
-from orchestrator import model_client, redis_keys
+from orchestrator import redis_keys
 from orchestrator.exceptions import (
     IdempotencyKeyReused,
-    ModelRequestFailed,
-    ModelUnavailable,
     OrchestratorError,
 )
 from orchestrator.models import Job, Workspace
@@ -157,204 +152,6 @@ def publish_job(job_id) -> None:
     from orchestrator.tasks import run_job  # tasks import this module
 
     run_job.apply_async(args=[str(job_id)])
-
-
-# --- Running ----------------------------------------------------------------------------------
-
-
-def execute_job(*, job_id: str) -> None:
-    """Run a job to its end, resuming from its stored plan; a job not queued is left alone."""
-    job = _claim(job_id)
-    if job is None:
-        logger.info("job %s is not queued; this delivery does nothing", job_id)
-        return
-    try:
-        _converse(job)
-    except ModelUnavailable as exc:
-        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            _finish(job, Status.FAILED, error_code="model_unavailable", error_message=str(exc))
-            return
-        _hand_back(job)
-        raise
-    except ModelRequestFailed as exc:
-        _finish(job, Status.FAILED, error_code="model_error", error_message=str(exc))
-
-
-def _claim(job_id: str) -> Job | None:
-    # The conditional UPDATE is the lock: of two deliveries of one message, one claims.
-    now = timezone.now()
-    claimed = Job.objects.filter(pk=job_id, status=Status.QUEUED).update(
-        status=Status.RUNNING,
-        attempts=F("attempts") + 1,
-        started_at=now,
-        lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
-    )
-    if not claimed:
-        return None
-    return Job.objects.select_related("workspace").get(pk=job_id)
-
-
-def _converse(job: Job) -> None:
-    """Alternate model calls and tool executions until the model answers in text."""
-    tools = tools_for(job.allowed_actions)
-    while True:
-        pending = _unanswered_calls(job)
-        if pending:
-            _run_calls(job, pending)
-            if not _save_progress(job):
-                return
-            continue
-        last = job.transcript[-1] if job.transcript else None
-        if last is not None and last["role"] == "assistant" and not last.get("tool_calls"):
-            _finish(job, Status.SUCCEEDED, output_text=last.get("content") or "")
-            return
-
-        # A worker thread must not hold a database connection through seconds of waiting.
-        connections.close_all()
-        reply = model_client.complete_chat(
-            model=job.model,
-            messages=job.messages + job.transcript,
-            tools=tools,
-            max_tokens=job.max_output_tokens,
-        )
-        _record_reply(job, reply)
-        if reply.tool_calls:
-            limit = _limit_breached(job)
-            if limit:
-                _refuse_calls(job, _unanswered_calls(job), reason="limit_exceeded")
-                _finish(job, Status.FAILED, error_code="limit_exceeded", error_message=limit)
-                return
-        if not _save_progress(job):
-            return
-
-
-def _record_reply(job: Job, reply: model_client.ModelReply) -> None:
-    message: dict = {"role": "assistant", "content": reply.text or None}
-    if reply.tool_calls:
-        round_number = _tool_rounds(job) + 1
-        message["tool_calls"] = [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.tool_name, "arguments": call.arguments},
-            }
-            for call in reply.tool_calls
-        ]
-        job.tool_calls = job.tool_calls + [
-            {
-                "call_key": f"{round_number}.{index}",
-                "tool": call.tool_name,
-                "arguments": call.arguments,
-            }
-            for index, call in enumerate(reply.tool_calls)
-        ]
-    job.transcript = job.transcript + [message]
-    usage = dict(job.usage)
-    for name, value in reply.usage.items():
-        usage[name] = usage.get(name, 0) + value
-    usage["model_calls"] = usage.get("model_calls", 0) + 1
-    job.usage = usage
-
-
-def _tool_rounds(job: Job) -> int:
-    return sum(1 for m in job.transcript if m["role"] == "assistant" and m.get("tool_calls"))
-
-
-def _limit_breached(job: Job) -> str:
-    if _tool_rounds(job) > settings.AI_MAX_TOOL_ROUNDS:
-        return f"the model asked for more than {settings.AI_MAX_TOOL_ROUNDS} rounds of actions"
-    if len(job.tool_calls) > settings.AI_MAX_ACTIONS_PER_JOB:
-        return f"the model proposed more than {settings.AI_MAX_ACTIONS_PER_JOB} actions"
-    return ""
-
-
-def _unanswered_calls(job: Job) -> list[tuple[str, dict]]:
-    """(call key, tool call) pairs of the latest plan step that have no tool result yet."""
-    for position in range(len(job.transcript) - 1, -1, -1):
-        message = job.transcript[position]
-        if message["role"] == "assistant":
-            calls = message.get("tool_calls") or []
-            answered = len(job.transcript) - position - 1
-            round_number = _tool_rounds(job)
-            return [
-                (f"{round_number}.{index}", call)
-                for index, call in enumerate(calls)
-                if index >= answered
-            ]
-    return []
-
-
-def _proposals(job: Job, calls: list[tuple[str, dict]]) -> list[Proposal]:
-    return [
-        Proposal(
-            job_id=job.id,
-            workspace_id=job.workspace_id,
-            call_key=call_key,
-            tool_call_id=call["id"],
-            tool_name=call["function"]["name"],
-            raw_arguments=call["function"]["arguments"],
-        )
-        for call_key, call in calls
-    ]
-
-
-def _run_calls(job: Job, pending: list[tuple[str, dict]]) -> None:
-    # Re-read: the workspace's allow-list may have changed since the job was submitted.
-    workspace_actions = Workspace.objects.get(pk=job.workspace_id).effective_allowed_actions
-    for proposal in _proposals(job, pending):
-        outcome = run_proposed_action(
-            proposal, job_actions=job.allowed_actions, workspace_actions=workspace_actions
-        )
-        job.transcript = job.transcript + [
-            {
-                "role": "tool",
-                "tool_call_id": proposal.tool_call_id,
-                "content": outcome.as_tool_result(),
-            }
-        ]
-
-
-def _refuse_calls(job: Job, calls: list[tuple[str, dict]], *, reason: str) -> None:
-    # Every proposal leaves an audit row, including those the job's limits stop.
-    for proposal in _proposals(job, calls):
-        refuse_proposed_action(proposal, reason=reason)
-
-
-def _save_progress(job: Job) -> bool:
-    """Persist the conversation and renew the lease; False if the job is no longer ours."""
-    return bool(
-        Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-            transcript=job.transcript,
-            tool_calls=job.tool_calls,
-            usage=job.usage,
-            lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
-        )
-    )
-
-
-def _finish(job: Job, status: str, **fields) -> None:
-    Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-        status=status,
-        transcript=job.transcript,
-        tool_calls=job.tool_calls,
-        usage=job.usage,
-        finished_at=timezone.now(),
-        lease_expires_at=None,
-        **fields,
-    )
-    logger.info("job %s %s", job.pk, status)
-
-
-def _hand_back(job: Job) -> None:
-    # Conditional, like the claim: only the worker that holds the job may give it back.
-    Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-        status=Status.QUEUED,
-        transcript=job.transcript,
-        tool_calls=job.tool_calls,
-        usage=job.usage,
-        enqueued_at=timezone.now(),
-        lease_expires_at=None,
-    )
 
 
 # --- Sweeping ---------------------------------------------------------------------------------

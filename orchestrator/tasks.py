@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from orchestrator import services
+from orchestrator import execution, services
 from orchestrator.exceptions import ModelUnavailable
 
 
@@ -16,7 +16,7 @@ from orchestrator.exceptions import ModelUnavailable
     max_retries=None,
 )
 def run_job(job_id: str) -> None:
-    services.execute_job(job_id=job_id)
+    execution.execute_job(job_id=job_id)
 
 
 @shared_task
