@@ -9,6 +9,7 @@ class ActionAudit(models.Model):
 
     class Status(models.TextChoices):
         EXECUTING = "executing"  # committed before the connector is called
+        PENDING_APPROVAL = "pending_approval"  # waits for a human decision
         EXECUTED = "executed"
         FAILED = "failed"
         SKIPPED = "skipped"  # kill switch
@@ -16,6 +17,8 @@ class ActionAudit(models.Model):
         REJECTED = "rejected"  # arguments invalid
         UNKNOWN = "unknown"  # interrupted mid-call: needs a human, never resent blindly
 
+    # Only rows in these statuses may still change (to their outcome); the others are history.
+    OPEN_STATUSES = (Status.EXECUTING, Status.PENDING_APPROVAL)
     FINAL_STATUSES = (
         Status.EXECUTED,
         Status.FAILED,

@@ -1,4 +1,4 @@
-"""Creating workspaces."""
+"""Creating and configuring workspaces."""
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
@@ -6,6 +6,13 @@ from django.db import IntegrityError, transaction
 
 from actions.names import ACTION_NAMES
 from orchestrator.models import Workspace
+
+
+class _Unset:
+    """Marks an option the caller did not give (None has a meaning of its own)."""
+
+
+UNSET = _Unset()
 
 
 class WorkspaceError(ValueError):
@@ -22,10 +29,7 @@ def create_workspace(
         raise WorkspaceError(
             f"workspace id {workspace_id!r} must use only letters, digits, '-' and '_'"
         ) from None
-    if allowed_actions is not None:
-        unknown = sorted(set(allowed_actions) - set(ACTION_NAMES))
-        if unknown:
-            raise WorkspaceError(f"unknown actions {unknown}; known are {list(ACTION_NAMES)}")
+    _check_actions(allowed_actions)
     try:
         with transaction.atomic():
             return Workspace.objects.create(
@@ -33,3 +37,20 @@ def create_workspace(
             )
     except IntegrityError:
         raise WorkspaceError(f"workspace {workspace_id!r} already exists") from None
+
+
+def configure_workspace(
+    *, workspace: Workspace, allowed_actions: list[str] | _Unset | None = UNSET
+) -> Workspace:
+    """Change a workspace's policy; `allowed_actions=None` returns it to ALLOW_ACTIONS_DEFAULT."""
+    if allowed_actions is not UNSET:
+        _check_actions(allowed_actions)
+        workspace.allowed_actions = allowed_actions
+    workspace.save()
+    return workspace
+
+
+def _check_actions(actions: list[str] | None) -> None:
+    unknown = sorted(set(actions or []) - set(ACTION_NAMES))
+    if unknown:
+        raise WorkspaceError(f"unknown actions {unknown}; known are {list(ACTION_NAMES)}")

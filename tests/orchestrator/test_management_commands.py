@@ -262,3 +262,30 @@ def test_requeue_stale_jobs_reports_and_publishes_what_it_republished(
 
     assert stdout == f"republished {republished} jobs\n"
     assert queue_length() == republished
+
+
+# --- configure_workspace ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [("task.create,gmail.send", ["task.create", "gmail.send"]), ("", None)],
+    ids=["own-list", "empty-returns-to-default"],
+)
+def test_configure_workspace_sets_or_clears_the_allowed_actions(ws_123, value, stored):
+    ws_123.allowed_actions = ["outlook.send"]
+    ws_123.save()
+
+    run("configure_workspace", "ws-123", "--allowed-actions", value)
+
+    ws_123.refresh_from_db()
+    assert ws_123.allowed_actions == stored
+
+
+def test_configure_workspace_refuses_unknown_actions_and_workspaces(ws_123):
+    with pytest.raises(CommandError, match=r"sms\.send"):
+        run("configure_workspace", "ws-123", "--allowed-actions", "sms.send")
+    with pytest.raises(CommandError, match="ws-nope"):
+        run("configure_workspace", "ws-nope", "--allowed-actions", "task.create")
+    ws_123.refresh_from_db()
+    assert ws_123.allowed_actions is None
