@@ -36,7 +36,7 @@ lint: install
 
 # Loopback only, a few minutes; figures are ratios against baselines measured in the same run.
 bench: install
-	$(BIN)/python bench/worker_throughput.py
+	$(BIN)/python -m bench.run
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -102,6 +102,7 @@ def process_env(**overrides: str) -> dict[str, str]:
 class Simulator(Process):
     def __init__(self, latency_ms: int = 0) -> None:
         self.port = free_port()
+        self.latency_ms = latency_ms
         super().__init__(
             "simulator",
             [

@@ -1,0 +1,107 @@
+"""What the benchmarks share: their own database and Redis, process accounting, PG sampling.
+
+Importing this module configures Django for the bench (database orchestrator_bench, Redis db 8,
+settings bench.settings) so the measured processes never touch development or test data.
+"""
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.update(
+    {
+        "ENV_FILE": "",
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key"),
+        "DATABASE_URL": os.environ.get(
+            "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orchestrator_bench"
+        ),
+        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"),
+    }
+)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from orchestrator.models import Workspace  # noqa: E402
+from scripts.run_stack import ensure_database  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def prepare() -> Workspace:
+    """Create and migrate the bench database; return the bench workspace."""
+    ensure_database(settings.DATABASES["default"])
+    call_command("migrate", verbosity=0)
+    workspace, _ = Workspace.objects.get_or_create(pk="ws-bench", defaults={"name": "Bench"})
+    return workspace
+
+
+def _tree(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(p for child in children for p in _tree(int(child)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its descendants, from /proc."""
+    total = 0
+    for each in _tree(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def largest_rss_mb(pid: int) -> float:
+    """The largest resident set among a process and its descendants, in MB."""
+    largest = 0
+    for each in _tree(pid):
+        try:
+            status = Path(f"/proc/{each}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                largest = max(largest, int(line.split()[1]))
+    return largest / 1024
+
+
+class PeakConnections(threading.Thread):
+    """Samples pg_stat_activity for the bench database every 50 ms; `peak` is the maximum."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        database = settings.DATABASES["default"]["NAME"]
+        with psycopg.connect(dbname="postgres", host="127.0.0.1", user="postgres") as conn:
+            while not self._done.wait(0.05):
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [database]
+                ).fetchone()
+                self.peak = max(self.peak, row[0])
+
+    def __enter__(self) -> "PeakConnections":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self.join(timeout=2)

@@ -1,0 +1,121 @@
+"""End to end: N jobs through real worker processes against the simulator at a fixed latency.
+
+Our job (claim, model call, stored plan, outcome) against the reference task (one model call and
+one UPDATE) on the same pool, plus Celery's default prefork shape. Jobs/s run from the first
+start to the last finish, read from the job rows.
+"""
+
+import uuid
+
+from django.db.models import Max, Min
+from django.utils import timezone
+
+from bench.common import PeakConnections, cpu_seconds, largest_rss_mb
+from bench.reference import reference_job
+from orchestrator import services
+from orchestrator.models import Job, Workspace
+from orchestrator.redis_client import get_redis
+from tests.processes import BIN, Process, Simulator, process_env, wait_until
+
+
+def run_worker_config(
+    workspace: Workspace,
+    simulator: Simulator,
+    *,
+    task: str,
+    processes: int,
+    pool: str,
+    threads: int,
+    jobs: int,
+) -> dict:
+    """Queue `jobs` jobs of one kind, then drain them with one worker configuration."""
+    Job.objects.filter(workspace=workspace).delete()
+    get_redis().flushdb()
+    _enqueue(workspace, task, jobs)
+
+    workers = []
+    with PeakConnections() as peak:
+        for index in range(processes):
+            workers.append(_start_worker(simulator, pool, threads, index))
+        try:
+            wait_until(
+                lambda: (
+                    not Job.objects.filter(workspace=workspace)
+                    .exclude(status__in=Job.FINAL_STATUSES)
+                    .exists()
+                ),
+                timeout=900,
+                interval=0.25,
+            )
+            cpu = sum(cpu_seconds(w.popen.pid) for w in workers)
+            rss = max(largest_rss_mb(w.popen.pid) for w in workers)
+        finally:
+            for worker in workers:
+                worker.stop()
+
+    rows = Job.objects.filter(workspace=workspace)
+    span = rows.aggregate(first=Min("started_at"), last=Max("finished_at"))
+    elapsed = (span["last"] - span["first"]).total_seconds()
+    return {
+        "task": task,
+        "pool": f"{pool} {processes}x{threads}",
+        "jobs": jobs,
+        "succeeded": rows.filter(status=Job.Status.SUCCEEDED).count(),
+        "seconds": round(elapsed, 2),
+        "jobs_per_s": round(jobs / elapsed, 1),
+        "ideal_jobs_per_s": round(processes * threads / (simulator.latency_ms / 1000), 1),
+        "cpu_ms_per_job": round(cpu * 1000 / jobs, 2),
+        "rss_mb_per_process": round(rss, 1),
+        "peak_pg_connections": peak.peak,
+    }
+
+
+def _enqueue(workspace: Workspace, task: str, jobs: int) -> None:
+    run = uuid.uuid4().hex[:8]
+    if task == "ours":
+        # Through the service, as over the API: stored, keyed, published after commit.
+        for index in range(jobs):
+            services.submit_job(
+                workspace=workspace,
+                client_request_id=f"bench-{run}-{index}",
+                messages=[{"role": "user", "content": f"benchmark job {index}"}],
+            )
+        return
+    created = Job.objects.bulk_create(
+        Job(
+            workspace=workspace,
+            client_request_id=f"ref-{run}-{index}",
+            request_fingerprint="",
+            messages=[],
+            model="gpt-4o-mini",
+            max_output_tokens=800,
+            created_at=timezone.now(),
+        )
+        for index in range(jobs)
+    )
+    for job in created:
+        reference_job.apply_async(args=[str(job.id)])
+
+
+def _start_worker(simulator: Simulator, pool: str, threads: int, index: int) -> Process:
+    worker = Process(
+        f"bench-worker-{index}",
+        [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "-l",
+            "warning",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(threads),
+            "--without-mingle",
+            "--without-gossip",
+            "-n",
+            f"bench-{index}-{uuid.uuid4().hex[:6]}@%h",
+        ],
+        process_env(OPENAI_BASE_URL=simulator.base_url, OPENAI_API_KEY="bench"),
+    )
+    return worker
