@@ -237,6 +237,9 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     """Routes the simulator's endpoints; HTTP/1.1 so clients can keep connections alive."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes; with Nagle on, a keep-alive client waits for a
+    # delayed ACK (~40 ms) on every answer, which would swamp the configured latency.
+    disable_nagle_algorithm = True
     server: SimulatorServer
 
     def log_message(self, format: str, *args: Any) -> None:
