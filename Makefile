@@ -7,12 +7,17 @@ INSTALLED := $(VENV)/.installed
 
 # The suite runs against the real PostgreSQL (pytest-django creates test_<name>) and a Redis
 # database of its own, never the developer's .env.
-TEST_ENV := ENV_FILE= DEBUG=false SECRET_KEY=test-only-secret-key \
+TEST_ENV := ENV_FILE= DEBUG=false SECRET_KEY=test-only-secret-key LOG_FILE= \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 
-.PHONY: install run test lint format bench clean
+.PHONY: install system-deps run test lint format bench clean
 
 install: $(INSTALLED)
+
+# Debian packages the suite runs: promtool and prometheus (alert rules, a real scrape).
+system-deps:
+	@command -v promtool >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +31,7 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 run: install .env
 	$(BIN)/python scripts/run_stack.py
 
-test: install lint
+test: install system-deps lint
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run > /dev/null
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 

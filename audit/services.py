@@ -3,7 +3,9 @@
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from actions.names import ACTION_NAMES
 from audit.models import ActionAudit
+from orchestrator import metrics
 
 Status = ActionAudit.Status
 
@@ -44,6 +46,8 @@ def record_action(
     except IntegrityError:
         # Another delivery of the same job recorded this step first: its row is the truth.
         return ActionAudit.objects.get(job_id=job_id, call_key=call_key), False
+    if status not in ActionAudit.OPEN_STATUSES:
+        _count_outcome(action, status)
     return row, True
 
 
@@ -61,7 +65,13 @@ def finish_action(*, row: ActionAudit, status: str, reason: str = "", result: di
     if updated:
         for name, value in changes.items():
             setattr(row, name, value)
+        _count_outcome(row.action, status)
     return bool(updated)
+
+
+def _count_outcome(action: str, status: str) -> None:
+    # The action label takes known names only: a model may invent any tool name.
+    metrics.count("ai_actions", action=action if action in ACTION_NAMES else "other", status=status)
 
 
 def actions_for_job(job_id) -> list[ActionAudit]:

@@ -114,6 +114,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so the request id and the metrics cover everything below, errors included.
+    "orchestrator.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -287,19 +289,62 @@ REST_FRAMEWORK = {
     "DEFAULT_METADATA_CLASS": None,
 }
 
+# --- Metrics ----------------------------------------------------------------------------------
+# /metrics is for Prometheus on the private network; a token guards it where that network is
+# shared. Flower's own /metrics has no authentication at all: keep port 5555 private.
+
+METRICS_TOKEN = _str("METRICS_TOKEN")
+
 # --- Logging ----------------------------------------------------------------------------------
+# https://docs.python.org/3/library/logging.config.html
+# One JSON object per line (python-json-logger) to stdout and to LOG_FILE, from web and worker
+# alike. The file handler (concurrent-log-handler) rotates under a lock shared by the processes
+# of a host, where the standard RotatingFileHandler would let each process rotate on its own.
 
 LOG_LEVEL = _str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(f"LOG_LEVEL must be a logging level name, got {LOG_LEVEL!r}")
+_log_file = os.environ.get("LOG_FILE", "logs/app.log").strip()
+LOG_FILE = (BASE_DIR / _log_file) if _log_file else None  # empty: stdout only
+LOG_FILE_MAX_BYTES = _int("LOG_FILE_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+LOG_FILE_BACKUPS = _int("LOG_FILE_BACKUPS", 5, minimum=1, maximum=100)
+
+_log_handlers = {
+    "console": {
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+        "formatter": "json",
+        "filters": ["context"],
+    },
+}
+if LOG_FILE is not None:
+    try:
+        LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(f"LOG_FILE directory cannot be created: {exc}") from None
+    _log_handlers["file"] = {
+        "class": "concurrent_log_handler.ConcurrentRotatingFileHandler",
+        "filename": str(LOG_FILE),
+        "maxBytes": LOG_FILE_MAX_BYTES,
+        "backupCount": LOG_FILE_BACKUPS,
+        "formatter": "json",
+        "filters": ["context"],
+    }
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"context": {"()": "orchestrator.log_context.ContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,  # ISO 8601 in UTC
+        },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "handlers": _log_handlers,
+    "root": {"handlers": list(_log_handlers), "level": LOG_LEVEL},
     # The HTTP clients log request URLs and headers at DEBUG; keep credentials out of the logs.
     "loggers": {
         # Django's own console handler would print every record a second time via the root.

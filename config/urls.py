@@ -7,6 +7,7 @@ urlpatterns = [
     path("", include("orchestrator.api.urls")),
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
+    path("metrics", health.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
 ]
 

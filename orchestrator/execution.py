@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from actions.registry import tools_for
 from actions.services import Proposal, refuse_proposed_action, run_proposed_action
-from orchestrator import model_client
+from orchestrator import log_context, metrics, model_client
 from orchestrator.exceptions import ModelRequestFailed, ModelUnavailable
 from orchestrator.models import Job, Workspace
 
@@ -32,6 +32,7 @@ def execute_job(*, job_id: str) -> None:
     if job is None:
         logger.info("job %s is not queued; this delivery does nothing", job_id)
         return
+    log_context.bind(workspace=job.workspace_id)  # reset when the task ends
     try:
         _converse(job)
     except ModelUnavailable as exc:
@@ -55,7 +56,9 @@ def _claim(job_id: str) -> Job | None:
     )
     if not claimed:
         return None
-    return Job.objects.select_related("workspace").get(pk=job_id)
+    job = Job.objects.select_related("workspace").get(pk=job_id)
+    metrics.observe("ai_job_queue_wait_seconds", (now - job.enqueued_at).total_seconds())
+    return job
 
 
 def _converse(job: Job) -> None:
@@ -197,15 +200,21 @@ def _save_progress(job: Job) -> bool:
 
 
 def _finish(job: Job, status: str, **fields) -> None:
-    Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(
+    now = timezone.now()
+    finished = Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(
         status=status,
         transcript=job.transcript,
         tool_calls=job.tool_calls,
         usage=job.usage,
-        finished_at=timezone.now(),
+        finished_at=now,
         lease_expires_at=None,
         **fields,
     )
+    if finished:
+        metrics.record(
+            metrics.counted("ai_jobs_finished", status=status),
+            metrics.observed("ai_job_duration_seconds", (now - job.started_at).total_seconds()),
+        )
     logger.info("job %s %s", job.pk, status)
 
 

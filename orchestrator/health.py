@@ -1,14 +1,18 @@
-"""Liveness (/health) and readiness (/ready) for load balancers and operators."""
+"""Liveness (/health), readiness (/ready) and metrics (/metrics) for operators and probes."""
 
+import hmac
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.migrations.executor import MigrationExecutor
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from orchestrator import redis_keys
+from orchestrator import metrics, redis_keys, workers
+from orchestrator.api.errors import error_body
 from orchestrator.redis_client import get_redis
 
 _migrations_applied = False
@@ -29,6 +33,24 @@ def _queue() -> dict:
     return {"depth": get_redis().llen(redis_keys.JOB_QUEUE)}
 
 
+def _workers() -> dict:
+    live = workers.live_workers()
+    if not live:
+        raise RuntimeError(
+            f"no Celery worker heard from in {workers.HEARTBEAT_TIMEOUT_SECONDS}s: jobs will wait"
+        )
+    return {"live": len(live)}
+
+
+def _redis_policy() -> dict:
+    # INFO works where managed Redis services disable CONFIG. Any eviction policy may drop the
+    # queue list itself, so the runbook's allkeys-lru tip is refused here.
+    policy = get_redis().info("memory").get("maxmemory_policy")
+    if policy != "noeviction":
+        raise RuntimeError(f"maxmemory-policy is {policy!r}; the broker needs noeviction")
+    return {"maxmemory_policy": policy}
+
+
 def _migrations() -> dict:
     global _migrations_applied
     # Once applied, migrations stay applied for the life of the process: check until then.
@@ -45,6 +67,8 @@ CHECKS: dict[str, Callable[[], dict]] = {
     "database": _database,
     "redis": _redis,
     "queue": _queue,
+    "workers": _workers,
+    "redis_policy": _redis_policy,
     "migrations": _migrations,
 }
 
@@ -77,3 +101,17 @@ def ready(request: HttpRequest) -> JsonResponse:
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"alive": True})
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition; with METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
+    token = settings.METRICS_TOKEN
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+            body = error_body(401, "unauthenticated", "A valid metrics token is required.")
+            response = JsonResponse(body, status=401)
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return HttpResponse(metrics.render(), content_type=CONTENT_TYPE_LATEST)

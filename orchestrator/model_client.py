@@ -1,12 +1,14 @@
 """Chat completions against any OpenAI-compatible endpoint, through the official SDK."""
 
 import logging
+import time
 from dataclasses import dataclass, field
 from functools import cache
 
 import openai
 from django.conf import settings
 
+from orchestrator import metrics
 from orchestrator.exceptions import ModelRequestFailed, ModelUnavailable
 
 logger = logging.getLogger(__name__)
@@ -47,19 +49,38 @@ def complete_chat(
 ) -> ModelReply:
     """Ask the model for its next message; raise ModelUnavailable when a retry may help."""
     kwargs = {"tools": tools} if tools else {}
+    started = time.monotonic()
+    outcome, usage = "error", None
     try:
         response = _client().chat.completions.create(
             model=model, messages=messages, max_tokens=max_tokens, **kwargs
         )
-    except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+    except openai.APITimeoutError as exc:
+        outcome = "timeout"
+        raise ModelUnavailable(f"model endpoint unreachable: {type(exc).__name__}") from exc
+    except openai.APIConnectionError as exc:
+        outcome = "unreachable"
         raise ModelUnavailable(f"model endpoint unreachable: {type(exc).__name__}") from exc
     except openai.APIStatusError as exc:
+        # 429 on its own: rate limiting by the provider is a capacity signal, not a fault.
+        outcome = "429" if exc.status_code == 429 else f"{exc.status_code // 100}xx"
         if exc.status_code == 429 or exc.status_code >= 500:
             raise ModelUnavailable(f"model endpoint answered {exc.status_code}") from exc
         raise ModelRequestFailed(
             f"model endpoint refused the request ({exc.status_code}): {_error_text(exc)}",
             status=exc.status_code,
         ) from exc
+    else:
+        outcome, usage = "ok", response.usage
+    finally:
+        metrics.record(
+            metrics.counted("ai_model_requests", outcome=outcome),
+            metrics.observed("ai_model_request_duration_seconds", time.monotonic() - started),
+            metrics.counted("ai_model_tokens", usage.prompt_tokens if usage else 0, kind="prompt"),
+            metrics.counted(
+                "ai_model_tokens", usage.completion_tokens if usage else 0, kind="completion"
+            ),
+        )
 
     choice = response.choices[0]
     calls = [
@@ -67,7 +88,6 @@ def complete_chat(
         for call in choice.message.tool_calls or []
         if call.type == "function"
     ]
-    usage = response.usage
     return ModelReply(
         text=choice.message.content or "",
         tool_calls=calls,

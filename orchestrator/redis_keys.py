@@ -8,3 +8,11 @@ JOB_QUEUE = "ai:queue:pending"
 def idempotency_key(workspace_id: str, client_request_id: str) -> str:
     """Key marking a client_request_id as taken in a workspace (value: the job id)."""
     return f"ai:idempotency:{workspace_id}:{client_request_id}"
+
+
+# Counters and histograms shared by every process on every host (web, workers), one hash field
+# per series; /metrics reads them all at scrape.
+METRICS = "ai:metrics"
+
+# Live Celery workers: a sorted set of worker hostnames scored by their last heartbeat (epoch s).
+WORKERS = "ai:workers"

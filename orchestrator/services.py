@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orchestrator import redis_keys
+from orchestrator import metrics, redis_keys
 from orchestrator.exceptions import (
     IdempotencyKeyReused,
     OrchestratorError,
@@ -195,6 +195,10 @@ def requeue_stale_jobs() -> int:
         for job_id in to_publish:
             _publish_on_commit(job_id)
     if to_publish or exhausted:
+        metrics.record(
+            metrics.counted("ai_sweeper_republished", len(to_publish)),
+            metrics.counted("ai_jobs_finished", len(exhausted), status=Status.FAILED),
+        )
         logger.warning(
             "sweeper republished %d jobs (%d with an expired lease), failed %d",
             len(to_publish),

@@ -38,11 +38,16 @@ def main() -> int:
     ensure_database(settings.DATABASES["default"])
     manage("migrate", "--no-input", "-v", "0")
     api_key = manage("ensure_demo_workspace", "--key-file", str(RUN_DIR / "demo-api-key"))
+    # flowerconfig.py reads the credentials from the environment (never the command line) and
+    # keeps Flower's state in .run/flower.db.
     flower_auth = os.environ.get("FLOWER_BASIC_AUTH") or ensure_flower_auth()
+    os.environ["FLOWER_BASIC_AUTH"] = flower_auth
 
     processes = {
         "web": [
             str(BIN / "gunicorn"),
+            "-c",
+            "config/gunicorn.py",
             "config.wsgi",
             "--bind",
             f"127.0.0.1:{WEB_PORT}",
@@ -67,9 +72,6 @@ def main() -> int:
             "flower",
             "--address=127.0.0.1",
             "--port=5555",
-            f"--basic-auth={flower_auth}",
-            "--persistent=True",
-            f"--db={RUN_DIR / 'flower.db'}",
         ],
     }
     if not settings.OPENAI_API_KEY:

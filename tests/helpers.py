@@ -29,3 +29,33 @@ def wait_for_job(job_id, *, statuses=Job.FINAL_STATUSES, timeout: float = 30) ->
 def submit(client: APIClient, **body):
     """POST /ai/jobs with a JSON body."""
     return client.post("/ai/jobs", body, format="json")
+
+
+def http(url: str, *, body: dict | None = None, headers: dict | None = None, timeout: float = 30):
+    """(status, headers, text) of a GET, or of a JSON POST when a body is given; never raises
+    on an HTTP error status."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    request = urllib.request.Request(url, data=data, headers=all_headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read().decode()
+
+
+def metric(exposition: str, name: str, **labels: str) -> float | None:
+    """The sum of the samples `name` whose labels include `labels`; None if there are none."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    values = [
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    ]
+    return sum(values) if values else None

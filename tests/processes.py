@@ -94,6 +94,7 @@ def process_env(**overrides: str) -> dict[str, str]:
         "SECRET_KEY": settings.SECRET_KEY,
         "DEBUG": "false",
         "PYTHONUNBUFFERED": "1",
+        "LOG_FILE": "",  # stdout only: the process log file the test reads
     }
     env.update(overrides)
     return env
@@ -169,7 +170,16 @@ def start_web(**env: str) -> tuple[Process, str]:
     port = free_port()
     web = Process(
         "web",
-        [str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        [
+            str(BIN / "gunicorn"),
+            "-c",
+            "config/gunicorn.py",
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+        ],
         process_env(**env),
     )
     base_url = f"http://127.0.0.1:{port}"
@@ -188,8 +198,9 @@ def redis_server(port: int):
 
 
 class RedisServer:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *args: str) -> None:
         self.port = port
+        self.args = args  # extra redis-server options, e.g. "--maxmemory-policy", "allkeys-lru"
         self.process: Process | None = None
         self.start()
 
@@ -200,7 +211,16 @@ class RedisServer:
     def start(self) -> None:
         self.process = Process(
             "redis",
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                *self.args,
+            ],
             {**os.environ},
         )
         self.process.wait_for_log("Ready to accept connections")

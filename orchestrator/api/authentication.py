@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from orchestrator import log_context
 from orchestrator.api_keys import authenticate_api_key
 from orchestrator.models import ApiKey, Workspace
 
@@ -30,6 +31,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         api_key = authenticate_api_key(token.strip()) if scheme.lower() == "bearer" else None
         if api_key is None:
             raise AuthenticationFailed()
+        log_context.bind(workspace=api_key.workspace_id)  # rebound by the next request
         return ApiClient(workspace=api_key.workspace, api_key=api_key), api_key
 
     def authenticate_header(self, request) -> str:

@@ -197,6 +197,9 @@ def test_debug_unset_means_production_and_requires_a_secret_key():
         ("REDIS_SOCKET_TIMEOUT_SECONDS", "nan"),
         ("REDIS_SOCKET_TIMEOUT_SECONDS", "inf"),
         ("IDEMPOTENCY_TTL_SECONDS", "0"),
+        ("LOG_FILE_MAX_BYTES", "10"),
+        ("LOG_FILE_BACKUPS", "many"),
+        ("LOG_FILE", "/proc/no-such-dir/app.log"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable, value):

@@ -1,11 +1,14 @@
 """With Redis down the API still takes jobs and /ready says so; the sweeper sends them later."""
 
 import json
+import time
 import urllib.error
 import urllib.request
 
 import pytest
+import redis
 
+from orchestrator import redis_keys
 from orchestrator.models import Job
 from tests.helpers import wait_for_job
 from tests.processes import RedisServer, free_port, start_web
@@ -88,6 +91,8 @@ def test_ready_reports_redis_down_then_recovers(web_without_redis, redis_server)
     assert body["checks"]["database"]["ok"] is True
 
     redis_server.start()
+    # A worker's heartbeat on the restarted Redis, as a worker reconnecting records it.
+    redis.Redis.from_url(redis_server.url).zadd(redis_keys.WORKERS, {"w@host": time.time()})
     status, _, body = request(f"{base_url}/ready")
 
     assert status == 200, body

@@ -1,0 +1,29 @@
+"""gunicorn settings (`gunicorn -c config/gunicorn.py config.wsgi`): the web workers of a host
+share their HTTP metrics through prometheus_client's multiprocess mode."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+# prometheus_client picks its storage when first imported, so the directory is set before any
+# worker imports the app. Each master starts from an empty one: stale files of a previous run
+# would be summed into the new counters.
+_created = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _created:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-multiproc-")
+else:
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+    for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _created:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -1,0 +1,227 @@
+"""Prometheus metrics: per-process HTTP series, and series shared by every process on every host.
+
+Web processes run under gunicorn (several per host) and Celery workers run on other hosts, so a
+job's counters cannot live in one process's memory. Shared counters and histograms are Redis
+hash fields (one HINCRBY per event, pipelined); /metrics reads them at scrape together with
+the queue depth and the live workers. HTTP series are per web host: prometheus_client's
+multiprocess mode sums a host's gunicorn workers and Prometheus sums the hosts.
+"""
+
+import json
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import redis
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from orchestrator import redis_keys, workers
+from orchestrator.redis_client import get_redis
+
+logger = logging.getLogger(__name__)
+
+# --- Per-process HTTP series (the runbook's names) ----------------------------------------------
+
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
+http_requests = Counter(
+    "http_requests",
+    "HTTP requests by route pattern, method and status.",
+    ["path", "method", "status"],
+)
+http_request_duration = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency by route pattern and method.",
+    ["path", "method"],
+    buckets=HTTP_BUCKETS,
+)
+
+
+# --- Shared series ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spec:
+    kind: str  # "counter" or "histogram"
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+
+
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+MODEL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+# Names without the _total suffix, which the exposition adds to counters. No workspace label:
+# its cardinality is the number of tenants.
+SHARED: dict[str, Spec] = {
+    "ai_queue_enqueue": Spec("counter", "Job messages published to ai:queue:pending."),
+    "ai_queue_dequeue": Spec("counter", "Job messages a worker took from ai:queue:pending."),
+    "ai_job_redeliveries": Spec("counter", "Job messages delivered again by the broker."),
+    "ai_jobs_finished": Spec("counter", "Jobs that reached a final status.", ("status",)),
+    "ai_job_duration_seconds": Spec(
+        "histogram", "From a job's claim to its final status.", (), DURATION_BUCKETS
+    ),
+    "ai_job_queue_wait_seconds": Spec(
+        "histogram", "From a job's (re)publication to its claim by a worker.", (), WAIT_BUCKETS
+    ),
+    "ai_model_requests": Spec("counter", "Model requests by outcome.", ("outcome",)),
+    "ai_model_request_duration_seconds": Spec(
+        "histogram", "Model request latency.", (), MODEL_BUCKETS
+    ),
+    "ai_model_tokens": Spec("counter", "Tokens used, by kind.", ("kind",)),
+    "ai_actions": Spec(
+        "counter", "Proposed actions by action and final status.", ("action", "status")
+    ),
+    "ai_sweeper_republished": Spec("counter", "Jobs the sweeper published again."),
+}
+
+
+def _field(name: str, labels: dict[str, str]) -> str:
+    return f"{name}|{json.dumps(labels, sort_keys=True, separators=(',', ':'))}"
+
+
+def _labels(name: str, labels: dict[str, str]) -> dict[str, str]:
+    spec = SHARED[name]
+    if set(labels) != set(spec.labels):
+        raise ValueError(f"{name} takes labels {spec.labels}, got {sorted(labels)}")
+    return {key: str(value) for key, value in labels.items()}
+
+
+Command = tuple[str, str, float]
+
+
+def count(name: str, amount: float = 1, **labels: str) -> None:
+    """Add to a shared counter; a Redis failure is logged, never raised into the job."""
+    record(counted(name, amount, **labels))
+
+
+def observe(name: str, value: float, **labels: str) -> None:
+    """Record one observation of a shared histogram."""
+    record(observed(name, value, **labels))
+
+
+def record(*commands: list[Command]) -> None:
+    """Apply several counts and observations in one round trip."""
+    _write([command for group in commands for command in group])
+
+
+def counted(name: str, amount: float = 1, **labels: str) -> list[Command]:
+    if SHARED[name].kind != "counter":
+        raise ValueError(f"{name} is not a counter")
+    return [("hincrbyfloat", _field(name, _labels(name, labels)), amount)]
+
+
+def observed(name: str, value: float, **labels: str) -> list[Command]:
+    spec = SHARED[name]
+    if spec.kind != "histogram":
+        raise ValueError(f"{name} is not a histogram")
+    labels = _labels(name, labels)
+    # The bucket holding the value only; /metrics makes the buckets cumulative at scrape, so an
+    # observation costs three commands instead of one per bucket.
+    bound = next((b for b in spec.buckets if value <= b), None)
+    le = "+Inf" if bound is None else repr(float(bound))
+    return [
+        ("hincrbyfloat", _field(f"{name}:bucket", {**labels, "le": le}), 1),
+        ("hincrbyfloat", _field(f"{name}:sum", labels), value),
+        ("hincrbyfloat", _field(f"{name}:count", labels), 1),
+    ]
+
+
+def _write(commands: list[Command]) -> None:
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for command, field, amount in commands:
+            getattr(pipe, command)(redis_keys.METRICS, field, amount)
+        pipe.execute()
+    except redis.RedisError as exc:
+        logger.warning("metrics not recorded, Redis unavailable: %s", exc)
+
+
+# --- Exposition -------------------------------------------------------------------------------
+
+
+class SharedCollector:
+    """Reads the shared series, the queue depth and the live workers from Redis at scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        client = get_redis()
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.hgetall(redis_keys.METRICS)
+            pipe.llen(redis_keys.JOB_QUEUE)
+            fields, depth = pipe.execute()
+            live = workers.live_workers()
+        except redis.RedisError as exc:
+            logger.warning("shared metrics unavailable, Redis unreachable: %s", exc)
+            yield _gauge("ai_metrics_store_up", "1 if Redis answered the scrape.", 0)
+            return
+        yield _gauge("ai_metrics_store_up", "1 if Redis answered the scrape.", 1)
+        yield _gauge("ai_queue_depth_total", "Messages waiting in ai:queue:pending.", depth)
+        yield _gauge("ai_queue_workers", "Live Celery workers consuming the queue.", len(live))
+        yield from _families(fields)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _families(fields: dict[str, str]) -> Iterator[Metric]:
+    values: dict[str, dict[tuple, float]] = defaultdict(dict)
+    for field, raw in fields.items():
+        key, _, labels = field.partition("|")
+        try:
+            values[key][tuple(sorted(json.loads(labels).items()))] = float(raw)
+        except ValueError:
+            continue  # a field written by another version: skip rather than fail the scrape
+    for name, spec in SHARED.items():
+        if spec.kind == "counter":
+            family = CounterMetricFamily(name, spec.help, labels=spec.labels)
+            for labels, value in sorted(values[name].items()):
+                family.add_metric([dict(labels)[k] for k in spec.labels], value)
+            if not spec.labels and not values[name]:
+                family.add_metric([], 0)  # a counter exists from the start: rate() needs it
+            yield family
+        else:
+            yield _histogram(name, spec, values)
+
+
+def _histogram(name: str, spec: Spec, values: dict[str, dict[tuple, float]]) -> Metric:
+    family = HistogramMetricFamily(name, spec.help, labels=spec.labels)
+    series = values[f"{name}:count"] or ({(): 0.0} if not spec.labels else {})
+    for labels, total in sorted(series.items()):
+        label_map = dict(labels)
+        cumulative, buckets = 0.0, []
+        for bound in (*(repr(float(b)) for b in spec.buckets), "+Inf"):
+            cumulative += values[f"{name}:bucket"].get(
+                tuple(sorted({**label_map, "le": bound}.items())), 0
+            )
+            buckets.append((bound, cumulative))
+        buckets[-1] = ("+Inf", total)
+        family.add_metric(
+            [label_map[k] for k in spec.labels],
+            buckets=buckets,
+            sum_value=values[f"{name}:sum"].get(labels, 0.0),
+        )
+    return family
+
+
+_shared = SharedCollector()
+
+
+def render() -> bytes:
+    """The text exposition of every series this host serves."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return generate_latest(registry) + generate_latest(_shared)

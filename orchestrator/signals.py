@@ -1,0 +1,72 @@
+"""Celery signal receivers: queue counters, worker heartbeats and the log context of a task."""
+
+import contextlib
+import logging
+
+import redis
+from celery import signals
+
+from orchestrator import log_context, metrics, workers
+
+logger = logging.getLogger(__name__)
+
+RUN_JOB = "orchestrator.tasks.run_job"
+_task_tokens: dict[str, list] = {}
+
+
+@signals.before_task_publish.connect
+def _propagate_request_id(sender=None, headers=None, **kwargs) -> None:
+    # The worker's log lines for a job carry the id of the request that submitted it.
+    request_id = log_context.get("request_id")
+    if headers is not None and request_id:
+        headers.setdefault("request_id", request_id)
+
+
+@signals.after_task_publish.connect
+def _count_enqueue(sender=None, **kwargs) -> None:
+    # Every message of a job counts, Celery's retries included, so enqueue and dequeue match.
+    if sender == RUN_JOB:
+        metrics.count("ai_queue_enqueue")
+
+
+@signals.task_prerun.connect
+def _task_started(task_id=None, task=None, args=None, **kwargs) -> None:
+    job_id = str(args[0]) if task.name == RUN_JOB and args else None
+    _task_tokens[task_id] = log_context.bind(
+        task_id=task_id,
+        job_id=job_id,
+        request_id=getattr(task.request, "request_id", None),
+        workspace=None,  # execution binds it once the job is loaded
+    )
+    if task.name == RUN_JOB:
+        metrics.count("ai_queue_dequeue")
+        if (task.request.delivery_info or {}).get("redelivered"):
+            metrics.count("ai_job_redeliveries")
+
+
+@signals.task_postrun.connect
+def _task_ended(task_id=None, **kwargs) -> None:
+    tokens = _task_tokens.pop(task_id, None)
+    if tokens:
+        log_context.unbind(tokens)
+
+
+@signals.heartbeat_sent.connect
+def _heartbeat(sender=None, **kwargs) -> None:
+    hostname = sender.eventer.hostname
+    try:
+        workers.record_heartbeat(hostname)
+    except redis.RedisError as exc:
+        logger.warning("worker heartbeat not recorded: %s", exc)
+
+
+@signals.worker_ready.connect
+def _worker_ready(sender=None, **kwargs) -> None:
+    with contextlib.suppress(redis.RedisError):  # the next heartbeat will try again
+        workers.record_heartbeat(sender.hostname)
+
+
+@signals.worker_shutdown.connect
+def _worker_shutdown(sender=None, **kwargs) -> None:
+    with contextlib.suppress(redis.RedisError):  # the timeout forgets it anyway
+        workers.forget_worker(sender.hostname)
