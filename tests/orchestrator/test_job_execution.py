@@ -203,21 +203,23 @@ def test_job_resumes_from_its_stored_plan_without_asking_the_model_again(
 def test_step_already_executed_before_a_crash_is_not_executed_again(
     planned_job, workspace, worker, simulator
 ):
-    # The first delivery ran the action, then died before saving the tool result.
+    # The first delivery ran the action, recorded its outcome, then died before saving the
+    # tool result in the job.
     audit = ActionAudit.objects.create(
         workspace=workspace,
         job=planned_job,
         call_key="1.0",
         action="task.create",
         arguments={"title": "From plan"},
-        status=ActionAudit.Status.EXECUTED,
-        finished_at=timezone.now(),
+        status=ActionAudit.Status.EXECUTING,
     )
     task = Task.objects.create(
         workspace=workspace, idempotency_key=f"audit-{audit.pk}", title="From plan"
     )
+    audit.status = ActionAudit.Status.EXECUTED
     audit.result = {"task_id": task.pk, "title": task.title, "created": True}
-    audit.save(update_fields=["result"])
+    audit.finished_at = timezone.now()
+    audit.save(update_fields=["status", "result", "finished_at"])
 
     publish_job(planned_job.id)
     job = wait_for_job(planned_job.id)
