@@ -1,6 +1,8 @@
 """The action audit trail: one row per action a model proposed, whatever became of it."""
 
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 
@@ -49,9 +51,17 @@ class ActionAudit(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "call_key"], name="action_audit_unique_call"),
         ]
+        # One index behind each admin filter and search field (newest first, as the list is
+        # sorted), and created_at alone for the date hierarchy and the archive's cutoff scan.
         indexes = [
             models.Index(fields=["workspace", "-created_at"], name="action_audit_ws_created_idx"),
             models.Index(fields=["status", "-created_at"], name="action_audit_status_idx"),
+            models.Index(fields=["action", "-created_at"], name="action_audit_action_idx"),
+            models.Index(fields=["reason", "-created_at"], name="action_audit_reason_idx"),
+            models.Index(fields=["-created_at"], name="action_audit_created_idx"),
+            models.Index(fields=["call_key"], name="action_audit_call_key_idx"),
+            # Recipient search: `arguments->'to' @> '["a@example.com"]'`.
+            GinIndex(KeyTransform("to", "arguments"), name="action_audit_recipient_idx"),
         ]
 
     def __str__(self) -> str:

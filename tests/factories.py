@@ -3,6 +3,7 @@
 import uuid
 from itertools import count
 
+from audit.models import ActionAudit
 from orchestrator.api_keys import issue_api_key
 from orchestrator.models import Job, Workspace
 
@@ -31,3 +32,14 @@ def make_job(workspace: Workspace, **fields) -> Job:
     fields.setdefault("max_output_tokens", 100)
     fields.setdefault("allowed_actions", workspace.effective_allowed_actions)
     return Job.objects.create(workspace=workspace, **fields)
+
+
+def make_audit(job: Job, **fields) -> ActionAudit:
+    """An audit row of `job`, final (`executed`) unless told otherwise."""
+    fields.setdefault("call_key", f"0.{next(_sequence)}")
+    fields.setdefault("action", "gmail.send")
+    fields.setdefault(
+        "arguments", {"to": ["someone@example.com"], "subject": "Hello", "body": "Hi"}
+    )
+    fields.setdefault("status", ActionAudit.Status.EXECUTED)
+    return ActionAudit.objects.create(workspace_id=job.workspace_id, job=job, **fields)

@@ -210,14 +210,17 @@ def test_step_already_executed_before_a_crash_is_not_executed_again(
         call_key="1.0",
         action="task.create",
         arguments={"title": "From plan"},
-        status=ActionAudit.Status.EXECUTED,
-        finished_at=timezone.now(),
+        status=ActionAudit.Status.EXECUTING,
     )
     task = Task.objects.create(
         workspace=workspace, idempotency_key=f"audit-{audit.pk}", title="From plan"
     )
-    audit.result = {"task_id": task.pk, "title": task.title, "created": True}
-    audit.save(update_fields=["result"])
+    # One move to the outcome: the audit trigger refuses any later change of a final row.
+    ActionAudit.objects.filter(pk=audit.pk).update(
+        status=ActionAudit.Status.EXECUTED,
+        result={"task_id": task.pk, "title": task.title, "created": True},
+        finished_at=timezone.now(),
+    )
 
     publish_job(planned_job.id)
     job = wait_for_job(planned_job.id)
