@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 TEST_ENV := ENV_FILE= DEBUG=false SECRET_KEY=test-only-secret-key \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 
-.PHONY: install run test lint format bench clean
+.PHONY: install browser run test lint format bench clean
 
 install: $(INSTALLED)
 
@@ -20,13 +20,18 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(INSTALLED)
 
+# The admin's browser tests drive Debian's Chromium headless; installed when missing (as root).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
 .env:
 	cp .env.example .env
 
 run: install .env
 	$(BIN)/python scripts/run_stack.py
 
-test: install lint
+test: install browser lint
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run > /dev/null
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
