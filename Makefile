@@ -14,10 +14,13 @@ TEST_ENV := ENV_FILE= DEBUG=false SECRET_KEY=test-only-secret-key LOG_FILE= \
 
 install: $(INSTALLED)
 
-# Debian packages the suite runs: promtool and prometheus (alert rules, a real scrape).
+# Debian packages the suite runs, installed when missing (as root): promtool and prometheus
+# (alert rules, a real scrape), Chromium and its driver (the admin's browser tests).
 system-deps:
 	@command -v promtool >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from actions.names import ACTION_NAMES
@@ -220,6 +221,19 @@ if JOB_LEASE_SECONDS <= LONGEST_JOB_SECONDS:
         f"(AI_MAX_TOOL_ROUNDS + 1) x AI_REQUEST_TIMEOUT_SECONDS = {LONGEST_JOB_SECONDS:g}"
     )
 
+# --- Audit ----------------------------------------------------------------------------------
+# Final action_audit rows older than AUDIT_RETENTION_DAYS are moved to gzip JSON Lines files in
+# AUDIT_ARCHIVE_DIR by `manage.py archive_audit`; beat runs it daily when the directory is set.
+
+AUDIT_RETENTION_DAYS = _int("AUDIT_RETENTION_DAYS", 90, minimum=1)
+AUDIT_ARCHIVE_BATCH_SIZE = _int("AUDIT_ARCHIVE_BATCH_SIZE", 1000, minimum=1, maximum=100_000)
+AUDIT_ARCHIVE_DIR = Path(_str("AUDIT_ARCHIVE_DIR")) if _str("AUDIT_ARCHIVE_DIR") else None
+if AUDIT_ARCHIVE_DIR is not None and not AUDIT_ARCHIVE_DIR.is_absolute():
+    raise ImproperlyConfigured(
+        f"AUDIT_ARCHIVE_DIR must be an absolute path, got {str(AUDIT_ARCHIVE_DIR)!r}"
+    )
+AUDIT_ARCHIVE_HOUR_UTC = _int("AUDIT_ARCHIVE_HOUR_UTC", 3, minimum=0, maximum=23)
+
 # --- Celery -----------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 # At-least-once delivery: a message is acknowledged only after the task ends, and redelivered if
@@ -270,6 +284,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(SWEEP_INTERVAL_SECONDS),
     },
 }
+if AUDIT_ARCHIVE_DIR is not None:
+    CELERY_BEAT_SCHEDULE["archive-audit"] = {
+        "task": "audit.tasks.archive_old_audit_rows",
+        "schedule": crontab(minute=0, hour=AUDIT_ARCHIVE_HOUR_UTC),
+    }
 
 # --- API --------------------------------------------------------------------------------------
 

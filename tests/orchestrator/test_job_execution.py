@@ -216,10 +216,12 @@ def test_step_already_executed_before_a_crash_is_not_executed_again(
     task = Task.objects.create(
         workspace=workspace, idempotency_key=f"audit-{audit.pk}", title="From plan"
     )
-    audit.status = ActionAudit.Status.EXECUTED
-    audit.result = {"task_id": task.pk, "title": task.title, "created": True}
-    audit.finished_at = timezone.now()
-    audit.save(update_fields=["status", "result", "finished_at"])
+    # One move to the outcome: the audit trigger refuses any later change of a final row.
+    ActionAudit.objects.filter(pk=audit.pk).update(
+        status=ActionAudit.Status.EXECUTED,
+        result={"task_id": task.pk, "title": task.title, "created": True},
+        finished_at=timezone.now(),
+    )
 
     publish_job(planned_job.id)
     job = wait_for_job(planned_job.id)

@@ -1,0 +1,105 @@
+"""Workspace and API key admin: a new key's plaintext is shown once, the digest never; revoking
+works; both are recorded in the admin's history; superusers can be created from the environment."""
+
+import re
+
+import pytest
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+from orchestrator.api_keys import authenticate_api_key
+from orchestrator.models import ApiKey
+from tests import factories
+
+KEYS = "/admin/orchestrator/apikey/"
+pytestmark = pytest.mark.django_db
+
+
+def create_key(admin_client, workspace, scopes=("jobs:read",)):
+    response = admin_client.post(
+        KEYS + "add/", {"workspace": workspace.pk, "name": "ci", "scopes": list(scopes)}
+    )
+    assert response.status_code == 200, response.content[:2000]
+    page = response.content.decode()
+    plaintext = re.search(r'<pre id="api-key-plaintext">([^<]+)</pre>', page).group(1)
+    return response, plaintext
+
+
+def test_creating_a_key_shows_its_plaintext_once(admin_client, admin_user, workspace):
+    response, plaintext = create_key(admin_client, workspace, ["jobs:read", "jobs:write"])
+
+    api_key = authenticate_api_key(plaintext)
+    assert api_key is not None and api_key.workspace_id == workspace.pk
+    assert api_key.scopes == ["jobs:read", "jobs:write"]
+    assert "no-cache" in response["Cache-Control"]
+    # Never again: not on the list, not on the key's page, and never the digest.
+    for url in (KEYS, f"{KEYS}{api_key.pk}/change/"):
+        page = admin_client.get(url).content.decode()
+        assert api_key.prefix in page
+        assert plaintext not in page and plaintext.rsplit("_", 1)[1] not in page
+        assert api_key.digest not in page
+    entry = LogEntry.objects.get(object_id=str(api_key.pk), action_flag=ADDITION)
+    assert entry.user == admin_user
+
+
+def test_an_unknown_scope_is_refused_and_creates_nothing(admin_client, workspace):
+    response = admin_client.post(
+        KEYS + "add/", {"workspace": workspace.pk, "name": "x", "scopes": ["jobs:delete"]}
+    )
+    assert response.status_code == 200
+    assert "api-key-plaintext" not in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_the_list_shows_prefix_scopes_last_use_and_state(admin_client, workspace):
+    active = factories.make_api_key(workspace, name="active")
+    revoked = factories.make_api_key(workspace, name="old")
+    authenticate_api_key(active)
+    revoked_key = authenticate_api_key(revoked)
+    ApiKey.objects.filter(pk=revoked_key.pk).update(revoked_at=revoked_key.last_used_at)
+
+    response = admin_client.get(KEYS)
+
+    rows = {key.name: key for key in response.context["cl"].result_list}
+    admin = response.context["cl"].model_admin
+    assert admin.state(rows["active"]) == "active" and admin.state(rows["old"]) == "revoked"
+    assert rows["active"].last_used_at is not None
+    assert "jobs:read" in response.content.decode()
+
+
+def test_revoking_keys_stops_them_and_is_recorded(admin_client, admin_user, workspace):
+    plaintext = factories.make_api_key(workspace)
+    keep = factories.make_api_key(workspace)
+    api_key = authenticate_api_key(plaintext)
+
+    response = admin_client.post(
+        KEYS, {"action": "revoke", "_selected_action": [api_key.pk]}, follow=True
+    )
+
+    assert "Revoked 1 API key(s)." in response.content.decode()
+    assert authenticate_api_key(plaintext) is None
+    assert authenticate_api_key(keep) is not None  # positive control: the other still works
+    entry = LogEntry.objects.get(object_id=str(api_key.pk), action_flag=CHANGE)
+    assert (entry.user, entry.get_change_message()) == (admin_user, "Revoked.")
+
+
+def test_keys_cannot_be_edited_or_deleted(admin_client, workspace):
+    api_key = authenticate_api_key(factories.make_api_key(workspace))
+    url = f"{KEYS}{api_key.pk}/change/"
+    assert admin_client.post(url, {"name": "renamed", "scopes": ["jobs:write"]}).status_code == 403
+    assert admin_client.post(f"{KEYS}{api_key.pk}/delete/", {"post": "yes"}).status_code == 403
+    api_key.refresh_from_db()
+    assert (api_key.name, api_key.revoked_at) == ("", None)
+
+
+def test_createsuperuser_runs_without_prompts_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "auditor")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-long-enough-password-1")
+    monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "auditor@example.com")
+
+    call_command("createsuperuser", "--noinput", verbosity=0)
+
+    user = User.objects.get(username="auditor")
+    assert user.is_staff and user.is_superuser
+    assert user.check_password("a-long-enough-password-1")
