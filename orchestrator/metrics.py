@@ -186,7 +186,9 @@ def _families(fields: dict[str, str]) -> Iterator[Metric]:
         if spec.kind == "counter":
             family = CounterMetricFamily(name, spec.help, labels=spec.labels)
             for labels, value in sorted(values[name].items()):
-                family.add_metric([dict(labels)[k] for k in spec.labels], value)
+                label_map = dict(labels)
+                if set(label_map) == set(spec.labels):  # else a field of another version
+                    family.add_metric([label_map[k] for k in spec.labels], value)
             if not spec.labels and not values[name]:
                 family.add_metric([], 0)  # a counter exists from the start: rate() needs it
             yield family

@@ -5,13 +5,17 @@ import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.test import Client, override_settings
+from django.utils import timezone
 
-from orchestrator import metrics, workers
+from orchestrator import metrics, services, workers
 from orchestrator.models import Job
 from orchestrator.redis_client import get_redis
+from tests.factories import make_job
 from tests.helpers import http, metric, queue_length, submit, wait_for_job
 from tests.processes import start_web
 
@@ -181,3 +185,37 @@ def test_enqueue_counts_only_published_messages(api_client):
     assert metric(text, "ai_queue_enqueue_total") == 1
     assert metric(text, "ai_queue_depth_total") == 1
     assert metric(text, "ai_queue_dequeue_total") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retries_failures_and_model_outcomes_are_counted(api_client, worker, simulator):
+    retried = submit(api_client, client_request_id="retry-429", prompt="FAIL 429 1")
+    refused = submit(api_client, client_request_id="fail-400", prompt="FAIL 400 1")
+    assert wait_for_job(retried.json()["id"]).status == Job.Status.SUCCEEDED
+    assert wait_for_job(refused.json()["id"]).status == Job.Status.FAILED
+
+    text = scrape()
+
+    # Celery's retry is a new message: it counts on both sides, so enqueue matches dequeue.
+    assert metric(text, "ai_queue_enqueue_total") == 3
+    assert metric(text, "ai_queue_dequeue_total") == 3
+    assert metric(text, "ai_model_requests_total", outcome="429") == 1
+    assert metric(text, "ai_model_requests_total", outcome="4xx") == 1
+    assert metric(text, "ai_model_requests_total", outcome="ok") == 1
+    assert metric(text, "ai_model_request_duration_seconds_count") == 3
+    assert metric(text, "ai_jobs_finished_total", status="succeeded") == 1
+    assert metric(text, "ai_jobs_finished_total", status="failed") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sweeper_republishes_are_counted(workspace):
+    stale = timezone.now() - timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS + 60)
+    make_job(workspace, enqueued_at=stale)
+    make_job(workspace)  # fresh: left alone
+
+    assert services.requeue_stale_jobs() == 1
+
+    text = scrape()
+    assert metric(text, "ai_sweeper_republished_total") == 1
+    assert metric(text, "ai_queue_enqueue_total") == 1
+    assert metric(text, "ai_queue_depth_total") == 1
