@@ -17,7 +17,7 @@ from orchestrator.models import Job
 from orchestrator.redis_client import get_redis
 from tests.factories import make_job
 from tests.helpers import http, metric, queue_length, submit, wait_for_job
-from tests.processes import start_web
+from tests.processes import start_web, wait_until
 
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 
@@ -219,3 +219,27 @@ def test_sweeper_republishes_are_counted(workspace):
     assert metric(text, "ai_sweeper_republished_total") == 1
     assert metric(text, "ai_queue_enqueue_total") == 1
     assert metric(text, "ai_queue_depth_total") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_redelivered_after_a_worker_died_is_counted(api_client, start_worker_with):
+    fast = {
+        "AI_REQUEST_TIMEOUT_SECONDS": "2",
+        "AI_MAX_TOOL_ROUNDS": "0",
+        "JOB_LEASE_SECONDS": "3",
+        "BROKER_VISIBILITY_TIMEOUT_SECONDS": "4",
+    }
+    first = start_worker_with(**fast)
+    response = submit(api_client, client_request_id="killed", prompt="SLEEP 1500")
+    wait_for_job(response.json()["id"], statuses=[Job.Status.RUNNING])
+    first.kill()  # the message stays unacknowledged
+    # A starting worker restores messages unacknowledged for longer than the visibility timeout.
+    time.sleep(5)
+    second = start_worker_with(**fast)
+    wait_until(
+        lambda: metric(scrape(), "ai_job_redeliveries_total") == 1,
+        timeout=30,
+        message=f"no redelivery counted:\n{second.log()[-2000:]}",
+    )
+    assert metric(scrape(), "ai_queue_dequeue_total") == 2
+    assert metric(scrape(), "ai_queue_enqueue_total") == 1
