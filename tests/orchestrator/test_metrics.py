@@ -162,6 +162,7 @@ def test_counters_add_up_over_web_processes_and_a_worker(api_key, worker, simula
             assert metric(text, "ai_queue_depth_total") == 0
             assert metric(text, "ai_queue_workers") >= 1
             assert metric(text, "ai_jobs_finished_total", status="succeeded") == 6
+            assert metric(text, "ai_workspace_jobs_finished_total") is None  # opt-in only
             assert metric(text, "ai_job_queue_wait_seconds_count") == 6
             assert metric(text, "ai_model_requests_total", outcome="ok") == 7  # + the tool round
             assert metric(text, "ai_model_tokens_total", kind="prompt") > 0
@@ -243,3 +244,15 @@ def test_a_message_redelivered_after_a_worker_died_is_counted(api_client, start_
     )
     assert metric(scrape(), "ai_queue_dequeue_total") == 2
     assert metric(scrape(), "ai_queue_enqueue_total") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_per_workspace_only_when_opted_in(api_client, start_worker_with):
+    start_worker_with(METRICS_WORKSPACE_LABEL="true")
+    response = submit(api_client, client_request_id="per-ws", prompt="Hello")
+    assert wait_for_job(response.json()["id"]).status == Job.Status.SUCCEEDED
+
+    text = scrape()
+
+    assert metric(text, "ai_workspace_jobs_finished_total", workspace="ws-a") == 1
+    assert metric(text, "ai_jobs_finished_total", status="succeeded") == 1
