@@ -7,6 +7,7 @@ comes from the environment, not the command line, so no password shows in `ps`. 
 
 import os
 import sys
+from pathlib import Path
 
 if not os.environ.get("FLOWER_BASIC_AUTH", "").strip():
     sys.exit("FLOWER_BASIC_AUTH (user:password) is required: Flower refuses to start without it")
@@ -16,3 +17,4 @@ if any(arg.startswith("--basic-auth") or arg.startswith("--auth") for arg in sys
 # Tasks and workers survive a restart of Flower; FLOWER_DB moves the file (e.g. to a volume).
 persistent = True
 db = os.environ.get("FLOWER_DB", ".run/flower.db")
+Path(db).parent.mkdir(parents=True, exist_ok=True)

@@ -313,6 +313,9 @@ REST_FRAMEWORK = {
 # shared. Flower's own /metrics has no authentication at all: keep port 5555 private.
 
 METRICS_TOKEN = _str("METRICS_TOKEN")
+# One series per workspace grows with the number of tenants: opt in where they are few. Read by
+# the workers, which record the series.
+METRICS_WORKSPACE_LABEL = _bool("METRICS_WORKSPACE_LABEL", False)
 
 # --- Logging ----------------------------------------------------------------------------------
 # https://docs.python.org/3/library/logging.config.html

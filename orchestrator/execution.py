@@ -211,9 +211,15 @@ def _finish(job: Job, status: str, **fields) -> None:
         **fields,
     )
     if finished:
+        per_workspace = (
+            metrics.counted("ai_workspace_jobs_finished", workspace=job.workspace_id, status=status)
+            if settings.METRICS_WORKSPACE_LABEL
+            else []
+        )
         metrics.record(
             metrics.counted("ai_jobs_finished", status=status),
             metrics.observed("ai_job_duration_seconds", (now - job.started_at).total_seconds()),
+            per_workspace,
         )
     logger.info("job %s %s", job.pk, status)
 

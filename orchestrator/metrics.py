@@ -5,6 +5,10 @@ job's counters cannot live in one process's memory. Shared counters and histogra
 hash fields (one HINCRBY per event, pipelined); /metrics reads them at scrape together with
 the queue depth and the live workers. HTTP series are per web host: prometheus_client's
 multiprocess mode sums a host's gunicorn workers and Prometheus sums the hosts.
+
+prometheus-client directly rather than django-prometheus: the runbook needs the exact names
+http_requests_total{path,method,status} and http_request_duration_seconds{path,method}, where
+django-prometheus exports django_http_* series labelled by view and records more per request.
 """
 
 import json
@@ -60,8 +64,8 @@ DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 MODEL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
-# Names without the _total suffix, which the exposition adds to counters. No workspace label:
-# its cardinality is the number of tenants.
+# Names without the _total suffix, which the exposition adds to counters. A workspace label
+# only on the opt-in series (METRICS_WORKSPACE_LABEL): its cardinality is the number of tenants.
 SHARED: dict[str, Spec] = {
     "ai_queue_enqueue": Spec("counter", "Job messages published to ai:queue:pending."),
     "ai_queue_dequeue": Spec("counter", "Job messages a worker took from ai:queue:pending."),
@@ -82,6 +86,9 @@ SHARED: dict[str, Spec] = {
         "counter", "Proposed actions by action and final status.", ("action", "status")
     ),
     "ai_sweeper_republished": Spec("counter", "Jobs the sweeper published again."),
+    "ai_workspace_jobs_finished": Spec(
+        "counter", "Jobs finished, by workspace (METRICS_WORKSPACE_LABEL).", ("workspace", "status")
+    ),
 }
 
 
@@ -186,7 +193,9 @@ def _families(fields: dict[str, str]) -> Iterator[Metric]:
         if spec.kind == "counter":
             family = CounterMetricFamily(name, spec.help, labels=spec.labels)
             for labels, value in sorted(values[name].items()):
-                family.add_metric([dict(labels)[k] for k in spec.labels], value)
+                label_map = dict(labels)
+                if set(label_map) == set(spec.labels):  # else a field of another version
+                    family.add_metric([label_map[k] for k in spec.labels], value)
             if not spec.labels and not values[name]:
                 family.add_metric([], 0)  # a counter exists from the start: rate() needs it
             yield family

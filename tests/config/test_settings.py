@@ -198,6 +198,7 @@ def test_debug_unset_means_production_and_requires_a_secret_key():
         ("REDIS_SOCKET_TIMEOUT_SECONDS", "inf"),
         ("IDEMPOTENCY_TTL_SECONDS", "0"),
         ("LOG_FILE_MAX_BYTES", "10"),
+        ("METRICS_WORKSPACE_LABEL", "maybe"),
         ("LOG_FILE_BACKUPS", "many"),
         ("LOG_FILE", "/proc/no-such-dir/app.log"),
     ],

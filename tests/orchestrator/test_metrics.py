@@ -5,15 +5,19 @@ import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.test import Client, override_settings
+from django.utils import timezone
 
-from orchestrator import metrics, workers
+from orchestrator import metrics, services, workers
 from orchestrator.models import Job
 from orchestrator.redis_client import get_redis
+from tests.factories import make_job
 from tests.helpers import http, metric, queue_length, submit, wait_for_job
-from tests.processes import start_web
+from tests.processes import start_web, wait_until
 
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 
@@ -158,6 +162,7 @@ def test_counters_add_up_over_web_processes_and_a_worker(api_key, worker, simula
             assert metric(text, "ai_queue_depth_total") == 0
             assert metric(text, "ai_queue_workers") >= 1
             assert metric(text, "ai_jobs_finished_total", status="succeeded") == 6
+            assert metric(text, "ai_workspace_jobs_finished_total") is None  # opt-in only
             assert metric(text, "ai_job_queue_wait_seconds_count") == 6
             assert metric(text, "ai_model_requests_total", outcome="ok") == 7  # + the tool round
             assert metric(text, "ai_model_tokens_total", kind="prompt") > 0
@@ -181,3 +186,73 @@ def test_enqueue_counts_only_published_messages(api_client):
     assert metric(text, "ai_queue_enqueue_total") == 1
     assert metric(text, "ai_queue_depth_total") == 1
     assert metric(text, "ai_queue_dequeue_total") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retries_failures_and_model_outcomes_are_counted(api_client, worker, simulator):
+    retried = submit(api_client, client_request_id="retry-429", prompt="FAIL 429 1")
+    refused = submit(api_client, client_request_id="fail-400", prompt="FAIL 400 1")
+    assert wait_for_job(retried.json()["id"]).status == Job.Status.SUCCEEDED
+    assert wait_for_job(refused.json()["id"]).status == Job.Status.FAILED
+
+    text = scrape()
+
+    # Celery's retry is a new message: it counts on both sides, so enqueue matches dequeue.
+    assert metric(text, "ai_queue_enqueue_total") == 3
+    assert metric(text, "ai_queue_dequeue_total") == 3
+    assert metric(text, "ai_model_requests_total", outcome="429") == 1
+    assert metric(text, "ai_model_requests_total", outcome="4xx") == 1
+    assert metric(text, "ai_model_requests_total", outcome="ok") == 1
+    assert metric(text, "ai_model_request_duration_seconds_count") == 3
+    assert metric(text, "ai_jobs_finished_total", status="succeeded") == 1
+    assert metric(text, "ai_jobs_finished_total", status="failed") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sweeper_republishes_are_counted(workspace):
+    stale = timezone.now() - timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS + 60)
+    make_job(workspace, enqueued_at=stale)
+    make_job(workspace)  # fresh: left alone
+
+    assert services.requeue_stale_jobs() == 1
+
+    text = scrape()
+    assert metric(text, "ai_sweeper_republished_total") == 1
+    assert metric(text, "ai_queue_enqueue_total") == 1
+    assert metric(text, "ai_queue_depth_total") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_redelivered_after_a_worker_died_is_counted(api_client, start_worker_with):
+    fast = {
+        "AI_REQUEST_TIMEOUT_SECONDS": "2",
+        "AI_MAX_TOOL_ROUNDS": "0",
+        "JOB_LEASE_SECONDS": "3",
+        "BROKER_VISIBILITY_TIMEOUT_SECONDS": "4",
+    }
+    first = start_worker_with(**fast)
+    response = submit(api_client, client_request_id="killed", prompt="SLEEP 1500")
+    wait_for_job(response.json()["id"], statuses=[Job.Status.RUNNING])
+    first.kill()  # the message stays unacknowledged
+    # A starting worker restores messages unacknowledged for longer than the visibility timeout.
+    time.sleep(5)
+    second = start_worker_with(**fast)
+    wait_until(
+        lambda: metric(scrape(), "ai_job_redeliveries_total") == 1,
+        timeout=30,
+        message=f"no redelivery counted:\n{second.log()[-2000:]}",
+    )
+    assert metric(scrape(), "ai_queue_dequeue_total") == 2
+    assert metric(scrape(), "ai_queue_enqueue_total") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_per_workspace_only_when_opted_in(api_client, start_worker_with):
+    start_worker_with(METRICS_WORKSPACE_LABEL="true")
+    response = submit(api_client, client_request_id="per-ws", prompt="Hello")
+    assert wait_for_job(response.json()["id"]).status == Job.Status.SUCCEEDED
+
+    text = scrape()
+
+    assert metric(text, "ai_workspace_jobs_finished_total", workspace="ws-a") == 1
+    assert metric(text, "ai_jobs_finished_total", status="succeeded") == 1
