@@ -188,6 +188,12 @@ if _unknown_actions:
         f"known actions are {list(ACTION_NAMES)}"
     )
 
+# Approval and execution of actions. An approval left undecided expires; an `executing` row
+# whose connector call started longer than the lease ago lost its worker and becomes `unknown`
+# (never resent). The lease must exceed the longest connector call, retries included.
+ACTION_APPROVAL_TTL_SECONDS = _int("ACTION_APPROVAL_TTL_SECONDS", 86400, minimum=1)
+ACTION_LEASE_SECONDS = _int("ACTION_LEASE_SECONDS", 300, minimum=1)
+
 # --- Model ------------------------------------------------------------------------------------
 # Without OPENAI_API_KEY the platform talks to the bundled simulator (`make run` starts it).
 
@@ -265,6 +271,10 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-jobs": {
         "task": "orchestrator.tasks.requeue_stale_jobs",
+        "schedule": float(SWEEP_INTERVAL_SECONDS),
+    },
+    "sweep-actions": {
+        "task": "actions.tasks.sweep_actions",
         "schedule": float(SWEEP_INTERVAL_SECONDS),
     },
 }

@@ -2,7 +2,10 @@
 
 from django.contrib import admin
 
-from orchestrator.models import ApiKey, Job, Workspace
+from orchestrator.models import ApiKey, Job, Workspace, WorkspacePolicyChange
+from orchestrator.workspaces import record_policy_change
+
+POLICY_FIELDS = ("allowed_actions", "approval_required", "recipient_domains")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -20,8 +23,26 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "allowed_actions", "created_at"]
+    list_display = ["id", "name", "allowed_actions", "approval_required", "created_at"]
     search_fields = ["id", "name"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Every policy change is audited, whether made here or by configure_workspace.
+        if change:
+            record_policy_change(
+                workspace=obj,
+                new_values={name: getattr(obj, name) for name in POLICY_FIELDS},
+                changed_by=f"admin:{request.user.get_username()}",
+            )
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(WorkspacePolicyChange)
+class WorkspacePolicyChangeAdmin(ReadOnlyAdmin):
+    list_display = ["workspace", "changed_by", "changes", "created_at"]
+    list_filter = ["workspace"]
+    list_select_related = ["workspace"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(ApiKey)
