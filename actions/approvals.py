@@ -84,7 +84,8 @@ def _pending_row(workspace, action_id: int) -> ActionAudit:
     row = ActionAudit.objects.for_workspace(workspace).filter(pk=action_id).first()
     if row is None:
         raise ActionNotFound("Not found.")
-    if row.status == Status.PENDING_APPROVAL and row.expires_at <= timezone.now():
+    expired = row.expires_at is not None and row.expires_at <= timezone.now()
+    if row.status == Status.PENDING_APPROVAL and expired:
         audit.expire_pending(row_id=row.pk)
         raise ApprovalExpired("The approval expired; the action will not run.")
     if row.status != Status.PENDING_APPROVAL:

@@ -3,7 +3,7 @@
 from django.conf import settings
 
 from actions import http
-from actions.connectors.base import ConnectorError, ConnectorResult
+from actions.connectors.base import ConnectorResult
 from actions.connectors.mail import authorized_send, message_id, recipients
 
 
@@ -24,12 +24,14 @@ class OutlookConnector:
                 url, json=payload, headers={"Authorization": f"Bearer {token}"}
             ),
         )
-        if response.status_code != 202:
-            raise ConnectorError(
-                f"Graph answered {response.status_code}, expected 202", permanent=True
-            )
+        # Graph documents 202; any 2xx means it took the message, so it is not reported failed.
         return ConnectorResult(
-            data={"provider": "outlook", "accepted": True, "message_id": internet_id}
+            data={
+                "provider": "outlook",
+                "accepted": True,
+                "status_code": response.status_code,
+                "message_id": internet_id,
+            }
         )
 
 

@@ -103,3 +103,18 @@ def test_a_token_under_a_removed_key_is_a_clear_connection_error(workspace, sett
         access_token(workspace_id=workspace.id, provider="google")
     assert caught.value.reason == "connection_invalid"
     assert "CONNECTION_ENCRYPTION_KEYS" in caught.value.message
+
+
+def test_admin_stores_a_connection_encrypted_and_never_shows_a_token(workspace, admin_client):
+    response = admin_client.post(
+        "/admin/actions/connection/add/",
+        {"workspace": workspace.pk, "provider": "google", "access_token": "AT-admin-1",
+         "refresh_token": "RT-admin-1", "expires_in": "600"},
+    )  # fmt: skip
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    row = Connection.objects.get(workspace=workspace, provider="google")
+    assert "AT-admin-1" not in raw_columns(row.pk)[0]
+    assert access_token(workspace_id=workspace.id, provider="google") == "AT-admin-1"
+    page = admin_client.get(f"/admin/actions/connection/{row.pk}/change/").content.decode()
+    assert "AT-admin-1" not in page and row.access_token_encrypted not in page
