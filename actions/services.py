@@ -160,7 +160,13 @@ def _execute(row: ActionAudit) -> ActionOutcome:
     decision = _recheck(row, spec)
     if not decision.allowed:
         result = {"errors": decision.errors} if decision.errors else {}
-        audit.finish_action(row=row, status=decision.status, reason=decision.reason, result=result)
+        audit.finish_action(
+            row=row,
+            status=decision.status,
+            reason=decision.reason,
+            result=result,
+            before_start=True,
+        )
         return ActionOutcome.of(audit.get_action(row.pk))
     # The claim is the last write before the side effect: a crash after it leaves evidence
     # (`unknown`), never a silent, repeatable send.

@@ -60,8 +60,14 @@ def record_action(
     return row, True
 
 
-def finish_action(*, row: ActionAudit, status: str, reason: str = "", result: dict) -> bool:
-    """Move an `executing` row to its outcome; False if it had already left `executing`."""
+def finish_action(
+    *, row: ActionAudit, status: str, reason: str = "", result: dict, before_start: bool = False
+) -> bool:
+    """Move an `executing` row to its outcome; False if it had already left `executing`.
+
+    `before_start`: only while no process has claimed the connector call (a refusal must never
+    overwrite the row of a call in flight).
+    """
     now = timezone.now()
     changes = {
         "status": status,
@@ -70,7 +76,10 @@ def finish_action(*, row: ActionAudit, status: str, reason: str = "", result: di
         "updated_at": now,
         "finished_at": now,
     }
-    updated = ActionAudit.objects.filter(pk=row.pk, status=Status.EXECUTING).update(**changes)
+    rows = ActionAudit.objects.filter(pk=row.pk, status=Status.EXECUTING)
+    if before_start:
+        rows = rows.filter(started_at__isnull=True)
+    updated = rows.update(**changes)
     if updated:
         for name, value in changes.items():
             setattr(row, name, value)

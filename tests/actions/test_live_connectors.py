@@ -15,11 +15,11 @@ from audit.models import ActionAudit
 from orchestrator.models import Job
 from orchestrator.services import publish_job
 from tests.actions.test_actions_e2e import MAIL, call, explain, run_prompt, submit_prompt
-from tests.actions.test_approvals import approve, reload, wait_for_action
+from tests.actions.test_approvals import approve, propose, reload, wait_for_action
 from tests.factories import make_api_key
 from tests.fakes.mail_providers import FakeMailProviders, Fault
 from tests.helpers import queue_length, wait_for_job
-from tests.processes import wait_until
+from tests.processes import free_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -248,6 +248,34 @@ def test_missing_connection_fails_without_calling_the_provider(
     row = ActionAudit.objects.get(job=job)
     assert (row.status, row.reason) == (Status.FAILED, "connection_missing")
     assert providers.send_attempts == []
+
+
+def test_no_answer_after_the_send_is_unknown_and_never_retried(
+    api_client, connected, providers, start_live_worker
+):
+    # Accepted, but the answer comes after the read timeout: the message may well be sent.
+    providers.inject("google", Fault(hang=3))
+    worker = start_live_worker(OUTBOUND_READ_TIMEOUT_SECONDS="1")
+
+    job = run_prompt(api_client, call("gmail.send", MAIL))
+
+    assert job.status == Job.Status.SUCCEEDED, explain(job, worker)
+    row = ActionAudit.objects.get(job=job)
+    assert (row.status, row.reason) == (Status.UNKNOWN, "provider_outcome_unknown")
+    assert len(providers.send_attempts) == 1
+    assert len(providers.delivered()) == 1
+    assert "unknown" in job.output_text
+
+
+def test_unreachable_provider_is_retried_then_fails_as_unavailable(connected, settings):
+    # Nothing listens there: the request never leaves, so retrying is safe.
+    settings.ACTIONS_BACKEND = "live"
+    settings.GMAIL_API_BASE_URL = f"http://127.0.0.1:{free_port()}"
+    settings.SEND_MAX_RETRIES = 2
+    row = propose(connected, arguments=MAIL, action="gmail_send")
+
+    assert (row.status, row.reason) == (Status.FAILED, "provider_unavailable")
+    assert "ConnectError" in row.result["error"]
 
 
 # --- A worker killed mid-send -----------------------------------------------------------------
