@@ -2,8 +2,9 @@
 the local fake providers (tests/fakes/mail_providers.py): one delivery per action, whatever the
 provider or the worker does."""
 
+import email.utils
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
@@ -71,6 +72,8 @@ def run_deliveries(worker) -> int:
 def test_gmail_send_delivers_exactly_one_message_and_records_gmails_id(
     api_client, connected, providers, start_live_worker
 ):
+    connected.recipient_domains = ["example.com"]  # every recipient is in an allowed domain
+    connected.save()
     worker = start_live_worker()
     arguments = {**MAIL, "cc": ["b@example.com"], "bcc": ["c@example.com"]}
 
@@ -265,6 +268,33 @@ def test_no_answer_after_the_send_is_unknown_and_never_retried(
     assert len(providers.send_attempts) == 1
     assert len(providers.delivered()) == 1
     assert "unknown" in job.output_text
+
+
+def test_retry_after_as_an_http_date_is_honoured(connected, providers, settings):
+    settings.ACTIONS_BACKEND = "live"
+    settings.GMAIL_API_BASE_URL = providers.url
+    when = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)
+    providers.inject("google", Fault(status=503, headers={"Retry-After": when}))
+
+    row = propose(connected, arguments=MAIL, action="gmail_send")
+
+    assert row.status == Status.EXECUTED, row.result
+    (_, first, _), (_, second, status) = providers.send_attempts
+    assert status == 200 and second - first >= 1.5  # at least 2 s: the date drops fractions
+    assert len(providers.delivered()) == 1
+
+
+def test_retry_after_beyond_the_longest_wait_fails_at_once(connected, providers, settings):
+    settings.ACTIONS_BACKEND = "live"
+    settings.GMAIL_API_BASE_URL = providers.url
+    settings.SEND_RETRY_MAX_WAIT_SECONDS = 5.0
+    providers.inject("google", Fault(status=429, headers={"Retry-After": "3600"}))
+
+    row = propose(connected, arguments=MAIL, action="gmail_send")
+
+    assert (row.status, row.reason) == (Status.FAILED, "provider_unavailable")
+    assert [status for _, _, status in providers.send_attempts] == [429]
+    assert providers.delivered() == []
 
 
 def test_unreachable_provider_is_retried_then_fails_as_unavailable(connected, settings):
