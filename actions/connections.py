@@ -149,14 +149,22 @@ def _refresh(connection: Connection) -> str:
             permanent=True,
             reason="connection_invalid",
         )
-    body = response.json()
+    try:
+        body = response.json()
+        new_token = str(body["access_token"])
+    except (ValueError, KeyError, TypeError):
+        raise ConnectorError(
+            "the token endpoint answered without an access_token",
+            permanent=True,
+            reason="connection_invalid",
+        ) from None
     set_connection(
         workspace_id=connection.workspace_id,
         provider=connection.provider,
-        access_token=body["access_token"],
+        access_token=new_token,
         # Providers may rotate the refresh token; keep the old one when they do not.
         refresh_token=body.get("refresh_token") or decrypt(connection.refresh_token_encrypted),
         expires_in_seconds=int(body["expires_in"]) if "expires_in" in body else None,
     )
     logger.info("refreshed the %s token of %s", connection.provider, connection.workspace_id)
-    return body["access_token"]
+    return new_token

@@ -28,7 +28,10 @@ class GmailConnector:
                 url, json={"raw": raw}, headers={"Authorization": f"Bearer {token}"}
             ),
         )
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}  # sent all the same (2xx): record it without Gmail's id rather than fail
         return ConnectorResult(
             data={
                 "provider": "gmail",

@@ -132,24 +132,29 @@ def test_approved_action_runs_once_through_the_worker(approver, pending, worker)
     assert (task.title, row.result["task_id"]) == ("Pay the invoice", task.pk)
 
 
-def test_concurrent_approvals_run_the_action_once(approver, pending, worker):
-    barrier = threading.Barrier(6)
+def approve_concurrently(client: APIClient, row: ActionAudit, count: int) -> list[int]:
+    """`count` approvals of one row released together; their status codes, sorted."""
+    barrier = threading.Barrier(count)
     statuses: list[int] = []
 
     def approve_once() -> None:
         barrier.wait()
         try:
-            statuses.append(approve(approver, pending).status_code)
+            statuses.append(approve(client, row).status_code)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=approve_once) for _ in range(6)]
+    threads = [threading.Thread(target=approve_once) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return sorted(statuses)
 
-    assert sorted(statuses) == [200] + [409] * 5
+
+def test_concurrent_approvals_run_the_action_once(approver, pending, worker):
+    assert approve_concurrently(approver, pending, 6) == [200] + [409] * 5
+
     assert wait_for_action(pending, worker=worker).status == Status.EXECUTED
     assert Task.objects.count() == 1
 

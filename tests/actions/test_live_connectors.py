@@ -16,7 +16,12 @@ from audit.models import ActionAudit
 from orchestrator.models import Job
 from orchestrator.services import publish_job
 from tests.actions.test_actions_e2e import MAIL, call, explain, run_prompt, submit_prompt
-from tests.actions.test_approvals import approve, propose, reload, wait_for_action
+from tests.actions.test_approvals import (
+    approve_concurrently,
+    propose,
+    reload,
+    wait_for_action,
+)
 from tests.factories import make_api_key
 from tests.fakes.mail_providers import FakeMailProviders, Fault
 from tests.helpers import queue_length, wait_for_job
@@ -135,7 +140,7 @@ def test_sandbox_backend_sends_nothing_and_records_the_message(
     assert providers.send_attempts == []
 
 
-def test_approved_gmail_send_is_delivered_once(
+def test_concurrently_approved_gmail_send_is_delivered_once(
     api_client, connected, providers, start_live_worker, client_for
 ):
     connected.approval_required = ["gmail.send"]
@@ -147,7 +152,7 @@ def test_approved_gmail_send_is_delivered_once(
     assert providers.delivered() == []
 
     approver = client_for(make_api_key(connected, scopes=["actions:approve"]))
-    assert approve(approver, row).status_code == 200
+    assert approve_concurrently(approver, row, 4) == [200, 409, 409, 409]
     row = wait_for_action(row, worker=worker)
 
     assert row.status == Status.EXECUTED, row.result
