@@ -26,3 +26,32 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Connection(models.Model):
+    """A workspace's credentials for one mail provider; tokens are Fernet ciphertext only."""
+
+    class Provider(models.TextChoices):
+        GOOGLE = "google"
+        MICROSOFT = "microsoft"
+
+    workspace = models.ForeignKey(
+        "orchestrator.Workspace", on_delete=models.CASCADE, related_name="connections"
+    )
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    # Written and read through actions.connections only, which encrypts and decrypts.
+    access_token_encrypted = models.TextField()
+    refresh_token_encrypted = models.TextField(blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "provider"], name="connection_unique_provider"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id}/{self.provider}"

@@ -1,5 +1,7 @@
-"""Whether a proposed action may run: kill switch, then allow-lists, then its arguments."""
+"""Whether a proposed action may run: kill switch, allow-lists, arguments, then approval rules."""
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -11,6 +13,26 @@ from jsonschema import Draft202012Validator, FormatChecker
 from actions.registry import REGISTRY, ActionSpec
 
 EXECUTE = "execute"
+PENDING_APPROVAL = "pending_approval"
+# Argument fields that name who receives an e-mail; reply_to only suggests an address.
+RECIPIENT_FIELDS = ("to", "cc", "bcc")
+
+
+@dataclass(frozen=True)
+class WorkspacePolicy:
+    """The workspace's part of the policy, read fresh whenever an action is decided."""
+
+    allowed_actions: list[str]
+    approval_required: list[str] = field(default_factory=list)
+    recipient_domains: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, workspace) -> "WorkspacePolicy":
+        return cls(
+            allowed_actions=workspace.effective_allowed_actions,
+            approval_required=list(workspace.approval_required),
+            recipient_domains=list(workspace.recipient_domains),
+        )
 
 
 @dataclass(frozen=True)
@@ -31,21 +53,62 @@ def decide(
     spec: ActionSpec | None,
     arguments: dict | None,
     job_actions: list[str],
-    workspace_actions: list[str],
+    workspace: WorkspacePolicy,
+    approved: bool = False,
 ) -> Decision:
-    """Apply the policy in its fixed order; the first rule that refuses decides."""
+    """Apply the policy in its fixed order; the first rule that refuses decides.
+
+    `approved`: a human already approved these arguments, so the approval rules are passed.
+    """
     if not settings.ACTIONS_ENABLED:
         return Decision("skipped", "actions_disabled")
     if spec is None:
         return Decision("denied", "unknown_action")
-    if spec.name not in job_actions or spec.name not in workspace_actions:
+    if spec.name not in job_actions or spec.name not in workspace.allowed_actions:
         return Decision("denied", "action_not_allowed")
     if arguments is None:
         return Decision("rejected", "invalid_arguments", ["arguments are not a JSON object"])
     errors = validate_arguments(spec, arguments)
     if errors:
         return Decision("rejected", "invalid_arguments", errors)
+    if approved:
+        return Decision(EXECUTE)
+    outside = recipients_outside(arguments, workspace.recipient_domains)
+    if outside:
+        return Decision(
+            PENDING_APPROVAL,
+            "recipient_outside_allowed_domains",
+            [f"not in an allowed domain: {address}" for address in outside[:20]],
+        )
+    if spec.name in workspace.approval_required:
+        return Decision(PENDING_APPROVAL, "approval_required")
     return Decision(EXECUTE)
+
+
+def normalize_domain(domain: str) -> str:
+    """Case-insensitive, trailing dot ignored: "Acme.COM." is "acme.com"."""
+    return domain.strip().rstrip(".").lower()
+
+
+def recipients_outside(arguments: dict, allowed_domains: list[str]) -> list[str]:
+    """Recipient addresses whose domain is not listed; empty when no list restricts them."""
+    if not allowed_domains:
+        return []
+    allowed = {normalize_domain(domain) for domain in allowed_domains}
+    addresses = [
+        address
+        for name in RECIPIENT_FIELDS
+        for address in arguments.get(name) or []
+        if isinstance(address, str)
+    ]
+    # Exact match only: a listed acme.com does not admit mail.acme.com (list it to allow it).
+    return [a for a in addresses if normalize_domain(a.rpartition("@")[2]) not in allowed]
+
+
+def arguments_hash(arguments: dict) -> str:
+    """SHA-256 of the canonical JSON of the arguments: what an approval approves, exactly."""
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def validate_arguments(spec: ActionSpec, arguments: dict) -> list[str]:

@@ -2,7 +2,10 @@
 
 from dataclasses import dataclass
 
+from actions.connectors.backend import MailBackend
 from actions.connectors.base import Connector
+from actions.connectors.gmail import GmailConnector
+from actions.connectors.outlook import OutlookConnector
 from actions.connectors.sandbox import SandboxMailConnector
 from actions.connectors.tasks import TaskConnector
 from actions.names import GMAIL_SEND, OUTLOOK_SEND, TASK_CREATE
@@ -73,13 +76,17 @@ REGISTRY: dict[str, ActionSpec] = {
             name=GMAIL_SEND,
             description="Send an e-mail from the workspace's Gmail account.",
             schema=_MAIL_SCHEMA,
-            connector=SandboxMailConnector(provider="gmail"),
+            connector=MailBackend(
+                sandbox=SandboxMailConnector(provider="gmail"), live=GmailConnector()
+            ),
         ),
         ActionSpec(
             name=OUTLOOK_SEND,
             description="Send an e-mail from the workspace's Outlook account.",
             schema=_MAIL_SCHEMA,
-            connector=SandboxMailConnector(provider="outlook"),
+            connector=MailBackend(
+                sandbox=SandboxMailConnector(provider="outlook"), live=OutlookConnector()
+            ),
         ),
         ActionSpec(
             name=TASK_CREATE,

@@ -3,11 +3,15 @@
 import json
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
+
 from actions import policy
-from actions.connectors.base import ConnectorError
+from actions.connectors.base import ConnectorError, OutcomeUnknown
 from actions.registry import REGISTRY, ActionSpec, action_for_tool
 from audit import services as audit
 from audit.models import ActionAudit
@@ -70,7 +74,7 @@ class Proposal:
 
 
 def run_proposed_action(
-    proposal: Proposal, *, job_actions: list[str], workspace_actions: list[str]
+    proposal: Proposal, *, job_actions: list[str], workspace: policy.WorkspacePolicy
 ) -> ActionOutcome:
     """Decide and, when allowed, execute one step of a job's plan; never twice per step."""
     existing = audit.find_action(job_id=proposal.job_id, call_key=proposal.call_key)
@@ -81,21 +85,31 @@ def run_proposed_action(
         spec=proposal.spec,
         arguments=proposal.arguments,
         job_actions=job_actions,
-        workspace_actions=workspace_actions,
+        workspace=workspace,
     )
-    row, created = _record(
-        proposal,
-        status=Status.EXECUTING if decision.allowed else decision.status,
-        reason=decision.reason,
-        result={"errors": decision.errors} if decision.errors else {},
-    )
+    if decision.allowed:
+        row, created = _record(proposal, status=Status.EXECUTING)
+    elif decision.status == policy.PENDING_APPROVAL:
+        row, created = _record(
+            proposal,
+            status=Status.PENDING_APPROVAL,
+            reason=decision.reason,
+            result={"details": decision.errors} if decision.errors else {},
+            arguments_hash=policy.arguments_hash(proposal.arguments),
+            expires_in_seconds=settings.ACTION_APPROVAL_TTL_SECONDS,
+        )
+    else:
+        row, created = _record(
+            proposal,
+            status=decision.status,
+            reason=decision.reason,
+            result={"errors": decision.errors} if decision.errors else {},
+        )
     if not created:
         return _resume(row)
-    if not decision.allowed:
+    if row.status != Status.EXECUTING:
         return ActionOutcome.of(row)
-    # The `executing` row is committed before the connector runs: a crash from here on leaves
-    # evidence instead of a silent, repeatable side effect.
-    return _execute(row, proposal.spec)
+    return _execute(row)
 
 
 def refuse_proposed_action(proposal: Proposal, *, reason: str) -> ActionOutcome:
@@ -104,9 +118,16 @@ def refuse_proposed_action(proposal: Proposal, *, reason: str) -> ActionOutcome:
     return ActionOutcome.of(row)
 
 
-def _record(
-    proposal: Proposal, *, status: str, reason: str = "", result: dict | None = None
-) -> tuple[ActionAudit, bool]:
+def execute_approved_action(*, audit_id: int) -> None:
+    """Run an approved action once: re-check the policy, claim the call, record the outcome."""
+    row = audit.get_action(audit_id)
+    # Started already: another delivery holds the call; the sweeper settles it after a lease.
+    if row is None or row.status != Status.EXECUTING or row.started_at is not None:
+        return
+    _execute(row)
+
+
+def _record(proposal: Proposal, *, status: str, **fields) -> tuple[ActionAudit, bool]:
     arguments = proposal.arguments
     return audit.record_action(
         workspace_id=proposal.workspace_id,
@@ -115,8 +136,7 @@ def _record(
         action=proposal.spec.name if proposal.spec else proposal.tool_name[:64],
         arguments=arguments if arguments is not None else {"raw": proposal.raw_arguments[:2000]},
         status=status,
-        reason=reason,
-        result=result,
+        **fields,
     )
 
 
@@ -124,25 +144,96 @@ def _resume(row: ActionAudit) -> ActionOutcome:
     """The outcome of a step recorded by an earlier delivery of the same job."""
     if row.status != Status.EXECUTING:
         return ActionOutcome.of(row)
+    if row.started_at is None:
+        return _execute(row)  # the provider was never called: safe to run now
     spec = REGISTRY.get(row.action)
     if spec is not None and spec.connector.idempotent:
-        return _execute(row, spec)
+        return _call_connector(row, spec)
     # We cannot know whether the provider acted before the crash; a human decides.
     audit.finish_action(row=row, status=Status.UNKNOWN, reason="interrupted", result=row.result)
-    return ActionOutcome.of(row)
+    return ActionOutcome.of(audit.get_action(row.pk))
 
 
-def _execute(row: ActionAudit, spec: ActionSpec) -> ActionOutcome:
+def _execute(row: ActionAudit) -> ActionOutcome:
+    """Re-check the policy right before the call, claim the call, then call the connector."""
+    spec = REGISTRY.get(row.action)
+    decision = _recheck(row, spec)
+    if not decision.allowed:
+        result = {"errors": decision.errors} if decision.errors else {}
+        audit.finish_action(
+            row=row,
+            status=decision.status,
+            reason=decision.reason,
+            result=result,
+            before_start=True,
+        )
+        return ActionOutcome.of(audit.get_action(row.pk))
+    # The claim is the last write before the side effect: a crash after it leaves evidence
+    # (`unknown`), never a silent, repeatable send.
+    if not audit.start_action(row=row):
+        return ActionOutcome.of(audit.get_action(row.pk))
+    return _call_connector(row, spec)
+
+
+def _recheck(row: ActionAudit, spec: ActionSpec | None) -> policy.Decision:
+    """The policy as it stands now: a kill switch flipped while the action waited stops it."""
+    if row.arguments_hash and policy.arguments_hash(row.arguments) != row.arguments_hash:
+        return policy.Decision("rejected", "arguments_changed")
+    return policy.decide(
+        spec=spec,
+        arguments=row.arguments,
+        job_actions=row.job.allowed_actions,
+        workspace=policy.WorkspacePolicy.of(row.workspace),
+        approved=row.decided_at is not None,
+    )
+
+
+def _call_connector(row: ActionAudit, spec: ActionSpec) -> ActionOutcome:
     try:
         result = spec.connector.execute(
             row.arguments, workspace_id=row.workspace_id, idempotency_key=f"audit-{row.pk}"
         )
     except ConnectorError as exc:
-        reason = "provider_rejected" if exc.permanent else "provider_unavailable"
         audit.finish_action(
-            row=row, status=Status.FAILED, reason=reason, result={"error": exc.message}
+            row=row, status=Status.FAILED, reason=exc.reason, result={"error": exc.message}
         )
-        logger.warning("action %s (audit %s) failed: %s", row.action, row.pk, reason)
+        logger.warning("action %s (audit %s) failed: %s", row.action, row.pk, exc.reason)
+    except OutcomeUnknown as exc:
+        audit.finish_action(
+            row=row,
+            status=Status.UNKNOWN,
+            reason="provider_outcome_unknown",
+            result={"error": str(exc)},
+        )
+        logger.warning("action %s (audit %s): outcome unknown", row.action, row.pk)
     else:
         audit.finish_action(row=row, status=Status.EXECUTED, result=result.data)
-    return ActionOutcome.of(row)
+    return ActionOutcome.of(audit.get_action(row.pk))
+
+
+# --- Sweeping ---------------------------------------------------------------------------------
+
+
+def sweep_actions() -> dict[str, int]:
+    """Expire undecided approvals, settle calls whose worker died, republish lost approvals."""
+    now = timezone.now()
+    expired = audit.expire_pending(now=now)
+    interrupted = audit.started_before(now - timedelta(seconds=settings.ACTION_LEASE_SECONDS))
+    for row in interrupted:
+        _resume(row)  # idempotent connectors run again; the others become `unknown`
+    lost = audit.approved_not_started_before(
+        now - timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS)
+    )
+    for audit_id in lost:
+        publish_approved_action(audit_id)
+    counts = {"expired": expired, "interrupted": len(interrupted), "republished": len(lost)}
+    if any(counts.values()):
+        logger.warning("action sweeper: %s", counts)
+    return counts
+
+
+def publish_approved_action(audit_id: int) -> None:
+    """Send the message that runs an approved action: the audit row id only."""
+    from actions.tasks import run_approved_action  # tasks import this module
+
+    run_approved_action.apply_async(args=[audit_id])

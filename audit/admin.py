@@ -2,7 +2,7 @@
 
 import uuid
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models.fields.json import KeyTransform
@@ -11,11 +11,13 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from actions import approvals
 from actions.names import ACTION_NAMES
 from audit import services
 from audit.export import stream_csv
 from audit.models import ActionAudit
 from orchestrator.admin import ReadOnlyAdmin, pretty_json
+from orchestrator.exceptions import OrchestratorError
 
 # Beyond this many matches the list says "10000+" instead of counting a million rows.
 COUNT_LIMIT = 10_000
@@ -148,3 +150,42 @@ class ActionAuditAdmin(ReadOnlyAdmin):
         response = StreamingHttpResponse(stream_csv(rows), content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="action_audit.csv"'
         return response
+
+    actions = ["approve_selected", "reject_selected"]
+
+    def get_actions(self, request):
+        # Decisions are offered on the pending list only; the trail itself has no controls.
+        if request.GET.get("status__exact") != ActionAudit.Status.PENDING_APPROVAL:
+            return {}
+        return super().get_actions(request)
+
+    @admin.action(description="Approve the selected pending actions (their arguments as shown)")
+    def approve_selected(self, request, queryset) -> None:
+        self._decide(request, queryset, approve=True)
+
+    @admin.action(description="Reject the selected pending actions")
+    def reject_selected(self, request, queryset) -> None:
+        self._decide(request, queryset, approve=False)
+
+    def _decide(self, request, queryset, *, approve: bool) -> None:
+        # The same services as the API: one conditional UPDATE per row, so a row another
+        # reviewer decided meanwhile is reported, not decided twice.
+        decided_by = f"admin:{request.user.get_username()}"
+        for row in queryset.select_related("workspace"):
+            try:
+                if approve:
+                    approvals.approve_action(
+                        workspace=row.workspace,
+                        action_id=row.pk,
+                        arguments_hash=row.arguments_hash,
+                        decided_by=decided_by,
+                    )
+                else:
+                    approvals.reject_action(
+                        workspace=row.workspace, action_id=row.pk, decided_by=decided_by
+                    )
+            except OrchestratorError as exc:
+                self.message_user(request, f"action {row.pk}: {exc.message}", messages.WARNING)
+            else:
+                verb = "approved" if approve else "rejected"
+                self.message_user(request, f"action {row.pk} {verb}", messages.SUCCESS)

@@ -6,6 +6,12 @@ from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 
+class ActionAuditQuerySet(models.QuerySet):
+    def for_workspace(self, workspace) -> "ActionAuditQuerySet":
+        """Every API lookup starts here: another workspace's action is a 404 by construction."""
+        return self.filter(workspace=workspace)
+
+
 class ActionAudit(models.Model):
     """What a job's model proposed, what the policy decided, and what the connector did."""
 
@@ -18,6 +24,7 @@ class ActionAudit(models.Model):
         DENIED = "denied"  # not allowed for this job or workspace
         REJECTED = "rejected"  # arguments invalid
         UNKNOWN = "unknown"  # interrupted mid-call: needs a human, never resent blindly
+        EXPIRED = "expired"  # nobody decided before the approval's expiry
 
     # Only rows in these statuses may still change (to their outcome); the others are history.
     OPEN_STATUSES = (Status.EXECUTING, Status.PENDING_APPROVAL)
@@ -28,6 +35,7 @@ class ActionAudit(models.Model):
         Status.DENIED,
         Status.REJECTED,
         Status.UNKNOWN,
+        Status.EXPIRED,
     )
 
     workspace = models.ForeignKey(
@@ -42,9 +50,21 @@ class ActionAudit(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices)
     reason = models.CharField(max_length=64, blank=True)
     result = models.JSONField(default=dict, blank=True)
+    # SHA-256 of the canonical JSON of `arguments`: an approval names the exact arguments it
+    # approves, and the executor refuses arguments that no longer match it.
+    arguments_hash = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)  # of a pending approval
+    # Written in the same UPDATE that moves the row out of pending_approval.
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # Set by the conditional UPDATE that claims the connector call: an `executing` row without
+    # it never reached the provider and may run; with it, a crash leaves the outcome unknown.
+    started_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ActionAuditQuerySet.as_manager()
 
     class Meta:
         db_table = "action_audit"

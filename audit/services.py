@@ -1,5 +1,7 @@
 """Writing and reading the action audit trail; other apps go through these functions."""
 
+from datetime import timedelta
+
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -15,6 +17,11 @@ def find_action(*, job_id, call_key: str) -> ActionAudit | None:
     return ActionAudit.objects.filter(job_id=job_id, call_key=call_key).first()
 
 
+def get_action(row_id: int) -> ActionAudit | None:
+    """One audit row with its job and workspace, as the database holds it now."""
+    return ActionAudit.objects.select_related("job", "workspace").filter(pk=row_id).first()
+
+
 def record_action(
     *,
     workspace_id: str,
@@ -25,6 +32,8 @@ def record_action(
     status: str,
     reason: str = "",
     result: dict | None = None,
+    arguments_hash: str = "",
+    expires_in_seconds: int | None = None,
 ) -> tuple[ActionAudit, bool]:
     """Insert the row for (job, call_key); return (row, created). An existing row is kept."""
     now = timezone.now()
@@ -39,9 +48,13 @@ def record_action(
                 status=status,
                 reason=reason,
                 result=result or {},
+                arguments_hash=arguments_hash,
+                expires_at=(
+                    now + timedelta(seconds=expires_in_seconds) if expires_in_seconds else None
+                ),
                 created_at=now,
                 updated_at=now,
-                finished_at=None if status == Status.EXECUTING else now,
+                finished_at=None if status in ActionAudit.OPEN_STATUSES else now,
             )
     except IntegrityError:
         # Another delivery of the same job recorded this step first: its row is the truth.
@@ -51,8 +64,14 @@ def record_action(
     return row, True
 
 
-def finish_action(*, row: ActionAudit, status: str, reason: str = "", result: dict) -> bool:
-    """Move an `executing` row to its outcome; False if it had already left `executing`."""
+def finish_action(
+    *, row: ActionAudit, status: str, reason: str = "", result: dict, before_start: bool = False
+) -> bool:
+    """Move an `executing` row to its outcome; False if it had already left `executing`.
+
+    `before_start`: only while no process has claimed the connector call (a refusal must never
+    overwrite the row of a call in flight).
+    """
     now = timezone.now()
     changes = {
         "status": status,
@@ -61,7 +80,10 @@ def finish_action(*, row: ActionAudit, status: str, reason: str = "", result: di
         "updated_at": now,
         "finished_at": now,
     }
-    updated = ActionAudit.objects.filter(pk=row.pk, status=Status.EXECUTING).update(**changes)
+    rows = ActionAudit.objects.filter(pk=row.pk, status=Status.EXECUTING)
+    if before_start:
+        rows = rows.filter(started_at__isnull=True)
+    updated = rows.update(**changes)
     if updated:
         for name, value in changes.items():
             setattr(row, name, value)
@@ -72,6 +94,46 @@ def finish_action(*, row: ActionAudit, status: str, reason: str = "", result: di
 def _count_outcome(action: str, status: str) -> None:
     # The action label takes known names only: a model may invent any tool name.
     metrics.count("ai_actions", action=action if action in ACTION_NAMES else "other", status=status)
+
+
+def start_action(*, row: ActionAudit) -> bool:
+    """Claim the connector call of an `executing` row; False if another process claimed it."""
+    now = timezone.now()
+    claimed = ActionAudit.objects.filter(
+        pk=row.pk, status=Status.EXECUTING, started_at__isnull=True
+    ).update(started_at=now, updated_at=now)
+    if claimed:
+        row.started_at = row.updated_at = now
+    return bool(claimed)
+
+
+def decide_pending(
+    *, row_id: int, status: str, decided_by: str, reason: str = "", arguments_hash: str = ""
+) -> bool:
+    """Move a pending row to `status` with who decided, in one conditional UPDATE.
+
+    Approval (status `executing`) also requires an unexpired row whose arguments hash matches;
+    False when the row was no longer pending (or did not match): someone else decided first.
+    """
+    now = timezone.now()
+    pending = ActionAudit.objects.filter(pk=row_id, status=Status.PENDING_APPROVAL)
+    changes = {"status": status, "decided_by": decided_by, "decided_at": now, "updated_at": now}
+    if status == Status.EXECUTING:
+        pending = pending.filter(expires_at__gt=now, arguments_hash=arguments_hash)
+    else:
+        changes.update(reason=reason, finished_at=now)
+    return bool(pending.update(**changes))
+
+
+def expire_pending(*, now=None, row_id: int | None = None) -> int:
+    """Move pending rows past their expiry to `expired`; returns how many."""
+    now = now or timezone.now()
+    rows = ActionAudit.objects.filter(status=Status.PENDING_APPROVAL, expires_at__lte=now)
+    if row_id is not None:
+        rows = rows.filter(pk=row_id)
+    return rows.update(
+        status=Status.EXPIRED, reason="approval_expired", updated_at=now, finished_at=now
+    )
 
 
 def actions_for_job(job_id) -> list[ActionAudit]:
@@ -96,3 +158,21 @@ def distinct_reasons() -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(sql)
         return [reason for (reason,) in cursor.fetchall()]
+
+
+def started_before(cutoff) -> list[ActionAudit]:
+    """`executing` rows whose connector call started before `cutoff`: their worker died."""
+    return list(
+        ActionAudit.objects.select_related("job", "workspace").filter(
+            status=Status.EXECUTING, started_at__lt=cutoff
+        )[:500]
+    )
+
+
+def approved_not_started_before(cutoff) -> list[int]:
+    """Ids of approved rows never picked up since `cutoff`: their message may be lost."""
+    return list(
+        ActionAudit.objects.filter(
+            status=Status.EXECUTING, started_at__isnull=True, decided_at__lt=cutoff
+        ).values_list("pk", flat=True)[:500]
+    )

@@ -4,6 +4,9 @@ Every variable is listed with its default in `.env.example` and the README. A ba
 start-up with an ImproperlyConfigured error that names the variable.
 """
 
+import base64
+import binascii
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -191,6 +194,76 @@ if _unknown_actions:
         f"known actions are {list(ACTION_NAMES)}"
     )
 
+# Approval and execution of actions. An approval left undecided expires; an `executing` row
+# whose connector call started longer than the lease ago lost its worker and becomes `unknown`
+# (never resent). The lease must exceed the longest connector call, retries included.
+ACTION_APPROVAL_TTL_SECONDS = _int("ACTION_APPROVAL_TTL_SECONDS", 86400, minimum=1)
+ACTION_LEASE_SECONDS = _int("ACTION_LEASE_SECONDS", 600, minimum=1)
+
+# --- Connectors (Gmail API, Microsoft Graph) ---------------------------------------------------
+# https://developers.google.com/gmail/api/reference/rest/v1/users.messages/send
+# https://learn.microsoft.com/graph/api/user-sendmail
+# `sandbox` records exactly what would be sent and sends nothing (make run); production sets
+# `live`. Base URLs default to the real services; tests point them at tests/fakes/.
+
+ACTIONS_BACKEND = _str("ACTIONS_BACKEND", "sandbox")
+if ACTIONS_BACKEND not in {"sandbox", "live"}:
+    raise ImproperlyConfigured(f"ACTIONS_BACKEND must be sandbox or live, got {ACTIONS_BACKEND!r}")
+GMAIL_API_BASE_URL = _url("GMAIL_API_BASE_URL", "https://gmail.googleapis.com", ("http", "https"))
+GRAPH_API_BASE_URL = _url("GRAPH_API_BASE_URL", "https://graph.microsoft.com", ("http", "https"))
+GOOGLE_TOKEN_URL = _url(
+    "GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token", ("http", "https")
+)
+MICROSOFT_TOKEN_URL = _url(
+    "MICROSOFT_TOKEN_URL",
+    "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+    ("http", "https"),
+)
+GOOGLE_CLIENT_ID = _str("GOOGLE_CLIENT_ID")
+GOOGLE_CLIENT_SECRET = _str("GOOGLE_CLIENT_SECRET")
+MICROSOFT_CLIENT_ID = _str("MICROSOFT_CLIENT_ID")
+MICROSOFT_CLIENT_SECRET = _str("MICROSOFT_CLIENT_SECRET")
+# One outbound HTTP client for every provider call; no transport-level retries for sends: the
+# connector decides what may be retried (nothing after the provider may have accepted).
+OUTBOUND_CONNECT_TIMEOUT_SECONDS = _float("OUTBOUND_CONNECT_TIMEOUT_SECONDS", 5.0)
+OUTBOUND_READ_TIMEOUT_SECONDS = _float("OUTBOUND_READ_TIMEOUT_SECONDS", 30.0)
+SEND_MAX_RETRIES = _int("SEND_MAX_RETRIES", 3, minimum=0, maximum=10)
+SEND_RETRY_MAX_WAIT_SECONDS = _float("SEND_RETRY_MAX_WAIT_SECONDS", 30.0)
+_longest_call = (SEND_MAX_RETRIES + 2) * (
+    OUTBOUND_CONNECT_TIMEOUT_SECONDS + OUTBOUND_READ_TIMEOUT_SECONDS + SEND_RETRY_MAX_WAIT_SECONDS
+)
+if ACTIONS_BACKEND == "live" and _longest_call >= ACTION_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        f"ACTION_LEASE_SECONDS ({ACTION_LEASE_SECONDS}) must exceed the longest connector call "
+        f"(retries, a token refresh and their waits included): {_longest_call:g}"
+    )
+
+# Connection tokens are encrypted at rest with Fernet (cryptography's MultiFernet): the first key
+# encrypts, every key decrypts, so a key is rotated by putting the new one first and running
+# `rotate_connection_keys`. Generate one with
+# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.
+CONNECTION_ENCRYPTION_KEYS = _list("CONNECTION_ENCRYPTION_KEYS", "")
+if not CONNECTION_ENCRYPTION_KEYS:
+    if ACTIONS_BACKEND == "live" and not DEBUG:
+        raise ImproperlyConfigured(
+            "CONNECTION_ENCRYPTION_KEYS is required when ACTIONS_BACKEND=live"
+        )
+    # Development and sandbox only: a key derived from SECRET_KEY.
+    CONNECTION_ENCRYPTION_KEYS = [
+        base64.urlsafe_b64encode(
+            hashlib.sha256(f"connections:{SECRET_KEY}".encode()).digest()
+        ).decode()
+    ]
+for _position, _key in enumerate(CONNECTION_ENCRYPTION_KEYS, start=1):
+    try:
+        if len(base64.urlsafe_b64decode(_key.encode())) != 32:
+            raise ValueError
+    except (ValueError, binascii.Error):
+        raise ImproperlyConfigured(
+            f"CONNECTION_ENCRYPTION_KEYS: key {_position} is not a Fernet key "
+            "(32 url-safe base64-encoded bytes)"
+        ) from None
+
 # --- Model ------------------------------------------------------------------------------------
 # Without OPENAI_API_KEY the platform talks to the bundled simulator (`make run` starts it).
 
@@ -281,6 +354,10 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-jobs": {
         "task": "orchestrator.tasks.requeue_stale_jobs",
+        "schedule": float(SWEEP_INTERVAL_SECONDS),
+    },
+    "sweep-actions": {
+        "task": "actions.tasks.sweep_actions",
         "schedule": float(SWEEP_INTERVAL_SECONDS),
     },
 }

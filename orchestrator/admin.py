@@ -11,7 +11,10 @@ from django.utils.html import format_html
 
 from audit.models import ActionAudit
 from orchestrator.api_keys import SCOPES, issue_api_key, revoke_api_key
-from orchestrator.models import ApiKey, Job, Workspace
+from orchestrator.models import ApiKey, Job, Workspace, WorkspacePolicyChange
+from orchestrator.workspaces import record_policy_change
+
+POLICY_FIELDS = ("allowed_actions", "approval_required", "recipient_domains")
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +39,29 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "allowed_actions", "created_at"]
+    list_display = ["id", "name", "allowed_actions", "approval_required", "created_at"]
     search_fields = ["id", "name"]
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # its jobs and audit rows are history; they protect it anyway
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Every policy change is audited, whether made here or by configure_workspace.
+        if change:
+            record_policy_change(
+                workspace=obj,
+                new_values={name: getattr(obj, name) for name in POLICY_FIELDS},
+                changed_by=f"admin:{request.user.get_username()}",
+            )
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(WorkspacePolicyChange)
+class WorkspacePolicyChangeAdmin(ReadOnlyAdmin):
+    list_display = ["workspace", "changed_by", "changes", "created_at"]
+    list_filter = ["workspace"]
+    list_select_related = ["workspace"]
+    date_hierarchy = "created_at"
 
 
 class ApiKeyCreationForm(forms.ModelForm):

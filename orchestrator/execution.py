@@ -12,6 +12,7 @@ from django.db import connections
 from django.db.models import F
 from django.utils import timezone
 
+from actions.policy import WorkspacePolicy
 from actions.registry import tools_for
 from actions.services import Proposal, refuse_proposed_action, run_proposed_action
 from orchestrator import log_context, metrics, model_client
@@ -166,11 +167,11 @@ def _proposals(job: Job, calls: list[tuple[str, dict]]) -> list[Proposal]:
 
 
 def _run_calls(job: Job, pending: list[tuple[str, dict]]) -> None:
-    # Re-read: the workspace's allow-list may have changed since the job was submitted.
-    workspace_actions = Workspace.objects.get(pk=job.workspace_id).effective_allowed_actions
+    # Re-read: the workspace's policy may have changed since the job was submitted.
+    workspace = WorkspacePolicy.of(Workspace.objects.get(pk=job.workspace_id))
     for proposal in _proposals(job, pending):
         outcome = run_proposed_action(
-            proposal, job_actions=job.allowed_actions, workspace_actions=workspace_actions
+            proposal, job_actions=job.allowed_actions, workspace=workspace
         )
         job.transcript = job.transcript + [
             {

@@ -16,6 +16,11 @@ class Workspace(models.Model):
     # None means "follow ALLOW_ACTIONS_DEFAULT", so a change of the default reaches every
     # workspace that never chose its own list.
     allowed_actions = ArrayField(models.CharField(max_length=64), null=True, blank=True)
+    # Actions that always wait for a human decision in this workspace.
+    approval_required = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    # When not empty, e-mail to any other domain waits for a human decision. Lower-case, no
+    # trailing dot; a subdomain matches only when listed itself.
+    recipient_domains = ArrayField(models.CharField(max_length=253), default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -27,6 +32,25 @@ class Workspace(models.Model):
         if self.allowed_actions is None:
             return list(settings.ALLOW_ACTIONS_DEFAULT)
         return list(self.allowed_actions)
+
+
+class WorkspacePolicyChange(models.Model):
+    """One audited change of a workspace's policy: who, when, and each field's old and new value."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.PROTECT, related_name="policy_changes"
+    )
+    changed_by = models.CharField(max_length=150)
+    changes = models.JSONField()  # {"field": {"old": ..., "new": ...}}
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="policy_change_ws_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id} by {self.changed_by} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class ApiKey(models.Model):

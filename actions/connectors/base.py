@@ -12,12 +12,21 @@ class ConnectorResult:
 
 
 class ConnectorError(Exception):
-    """The provider refused or failed; `permanent` says whether trying again could help."""
+    """The provider refused or failed; `permanent` says whether trying again could help.
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    `reason` is the machine-readable code the audit row records.
+    """
+
+    def __init__(self, message: str, *, permanent: bool, reason: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        self.reason = reason or ("provider_rejected" if permanent else "provider_unavailable")
+
+
+class OutcomeUnknown(Exception):
+    """The request may have reached the provider but no answer came back (e.g. a read timeout):
+    sending again could send twice, so a human reviews it."""
 
 
 class Connector(Protocol):

@@ -162,6 +162,33 @@ def test_action_removed_from_the_workspace_after_submission_is_denied(
     assert "denied" in job.output_text
 
 
+# --- Waiting for a human --------------------------------------------------------------------
+
+
+def test_mail_to_a_domain_outside_the_list_waits_and_the_model_is_told(
+    api_client, workspace, worker
+):
+    workspace.recipient_domains = ["example.com"]
+    workspace.save()
+    outside = {**MAIL, "cc": ["eve@evil.example"]}
+
+    job = run_prompt(api_client, call("gmail.send", outside))
+    inside = run_prompt(api_client, call("gmail.send", MAIL))
+
+    # The job does not wait for the decision: it finishes and its action shows its own status.
+    assert job.status == Status.SUCCEEDED, explain(job, worker)
+    audit = ActionAudit.objects.get(job=job)
+    assert (audit.status, audit.reason) == ("pending_approval", "recipient_outside_allowed_domains")
+    assert audit.result == {"details": ["not in an allowed domain: eve@evil.example"]}
+    assert audit.started_at is None
+    assert "pending_approval" in job.output_text
+    body = api_client.get(f"/ai/jobs/{job.id}").json()
+    assert body["actions"][0]["status"] == "pending_approval"
+    # Positive control: the same mail to the listed domain only is sent (to the sandbox).
+    assert inside.status == Status.SUCCEEDED, explain(inside, worker)
+    assert ActionAudit.objects.get(job=inside).status == "executed"
+
+
 # --- Never proposed or never run --------------------------------------------------------------
 
 

@@ -5,7 +5,15 @@ import pytest
 from django.test import override_settings
 
 from actions.names import ACTION_NAMES, GMAIL_SEND, OUTLOOK_SEND, TASK_CREATE
-from actions.policy import EXECUTE, decide, validate_arguments
+from actions.policy import (
+    EXECUTE,
+    PENDING_APPROVAL,
+    WorkspacePolicy,
+    arguments_hash,
+    decide,
+    recipients_outside,
+    validate_arguments,
+)
 from actions.registry import REGISTRY, action_for_tool, tools_for
 
 MAIL_ACTIONS = [GMAIL_SEND, OUTLOOK_SEND]
@@ -107,7 +115,7 @@ def test_decide_applies_the_first_rule_that_refuses(
             spec=REGISTRY.get(action),
             arguments=args,
             job_actions=job_actions,
-            workspace_actions=workspace_actions,
+            workspace=WorkspacePolicy(allowed_actions=workspace_actions),
         )
     assert (decision.status, decision.reason) == (status, reason)
     assert decision.allowed is (status == EXECUTE)
@@ -119,10 +127,89 @@ def test_a_rejection_lists_every_violation():
         spec=REGISTRY[GMAIL_SEND],
         arguments=INVALID[GMAIL_SEND],
         job_actions=ALL,
-        workspace_actions=ALL,
+        workspace=WorkspacePolicy(allowed_actions=ALL),
     )
     fields = {error.split(":")[0] for error in decision.errors}
     assert fields == {"(root)", "to", "subject"}  # body missing, to not a list, subject injected
+
+
+# --- decide: the approval rules come last -----------------------------------------------------
+
+
+def decide_mail(args: dict, *, approved: bool = False, **workspace) -> tuple[str, str]:
+    decision = decide(
+        spec=REGISTRY[GMAIL_SEND],
+        arguments=args,
+        job_actions=ALL,
+        workspace=WorkspacePolicy(allowed_actions=ALL, **workspace),
+        approved=approved,
+    )
+    return decision.status, decision.reason
+
+
+def test_recipient_outside_the_allowed_domains_waits_for_approval():
+    args = arguments(GMAIL_SEND, to=["ann@acme.com"], cc=["eve@evil.example"])
+    assert decide_mail(args, recipient_domains=["acme.com"]) == (
+        PENDING_APPROVAL,
+        "recipient_outside_allowed_domains",
+    )
+    # Positive control: the same mail to listed domains only executes.
+    assert decide_mail(args, recipient_domains=["acme.com", "evil.example"]) == (EXECUTE, "")
+
+
+def test_action_in_the_approval_required_list_waits_for_approval():
+    assert decide_mail(VALID[GMAIL_SEND], approval_required=[GMAIL_SEND]) == (
+        PENDING_APPROVAL,
+        "approval_required",
+    )
+    assert decide_mail(VALID[GMAIL_SEND], approval_required=[OUTLOOK_SEND]) == (EXECUTE, "")
+
+
+def test_an_approved_action_passes_the_approval_rules_but_not_the_others():
+    args = arguments(GMAIL_SEND, to=["eve@evil.example"])
+    rules = {"approval_required": [GMAIL_SEND], "recipient_domains": ["acme.com"]}
+    assert decide_mail(args, approved=True, **rules) == (EXECUTE, "")
+    with override_settings(ACTIONS_ENABLED=False):
+        assert decide_mail(args, approved=True, **rules) == ("skipped", "actions_disabled")
+    invalid = arguments(GMAIL_SEND, subject="x\nBcc: eve@evil.example")
+    assert decide_mail(invalid, approved=True, **rules)[0] == "rejected"
+
+
+def test_invalid_arguments_are_rejected_before_the_approval_rules():
+    args = arguments(GMAIL_SEND, to=["eve@evil.example"], subject="x\nBcc: a@b.c")
+    assert decide_mail(args, recipient_domains=["acme.com"]) == ("rejected", "invalid_arguments")
+
+
+@pytest.mark.parametrize(
+    ("address", "domains", "outside"),
+    [
+        pytest.param("ann@ACME.com", ["acme.com"], False, id="case-insensitive-address"),
+        pytest.param("ann@acme.com", ["Acme.COM"], False, id="case-insensitive-list"),
+        pytest.param("ann@acme.com.", ["acme.com"], False, id="trailing-dot-address"),
+        pytest.param("ann@acme.com", ["acme.com."], False, id="trailing-dot-list"),
+        pytest.param("ann@mail.acme.com", ["acme.com"], True, id="subdomain-not-listed"),
+        pytest.param("ann@mail.acme.com", ["mail.acme.com"], False, id="subdomain-listed"),
+        pytest.param("ann@notacme.com", ["acme.com"], True, id="suffix-is-not-a-match"),
+        pytest.param("ann@acme.com.evil.example", ["acme.com"], True, id="prefix-not-a-match"),
+        pytest.param("ann@anything.example", [], False, id="no-list-no-restriction"),
+    ],
+)
+def test_recipient_domains_match(address, domains, outside):
+    assert bool(recipients_outside({"to": [address]}, domains)) is outside
+
+
+def test_every_recipient_field_is_checked_but_not_reply_to():
+    for name in ("to", "cc", "bcc"):
+        assert recipients_outside({name: ["eve@evil.example"]}, ["acme.com"]) == [
+            "eve@evil.example"
+        ]
+    assert recipients_outside({"to": ["a@acme.com"], "reply_to": "x@y.example"}, ["acme.com"]) == []
+
+
+def test_arguments_hash_is_canonical_and_changes_with_any_argument():
+    assert arguments_hash({"a": 1, "b": [1, 2]}) == arguments_hash({"b": [1, 2], "a": 1})
+    assert arguments_hash({"a": 1}) != arguments_hash({"a": 2})
+    assert len(arguments_hash({})) == 64
 
 
 # --- validate_arguments -----------------------------------------------------------------------

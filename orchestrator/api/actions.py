@@ -1,0 +1,96 @@
+"""The actions API: list a workspace's actions, approve or reject those awaiting a decision."""
+
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from actions import approvals
+from audit.models import ActionAudit
+
+MAX_LISTED = 200
+
+
+class ActionReviewSerializer(serializers.ModelSerializer):
+    job_id = serializers.UUIDField()
+
+    class Meta:
+        model = ActionAudit
+        fields = [
+            "id",
+            "job_id",
+            "call_key",
+            "action",
+            "arguments",
+            "arguments_hash",
+            "status",
+            "reason",
+            "result",
+            "expires_at",
+            "decided_by",
+            "decided_at",
+            "created_at",
+            "finished_at",
+        ]
+
+
+class ActionListQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ActionAudit.Status.values, required=False)
+
+
+class ApproveSerializer(serializers.Serializer):
+    # The approver names the exact arguments they saw (from GET /ai/actions): arguments that
+    # differ cannot ride on their approval.
+    arguments_hash = serializers.RegexField(r"^[0-9a-f]{64}\Z")
+
+
+class ActionCollectionView(APIView):
+    required_scopes = {"GET": ["actions:approve"]}
+
+    def get(self, request: Request) -> Response:
+        query = ActionListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rows = approvals.list_actions(
+            workspace=request.user.workspace, status=query.validated_data.get("status")
+        )
+        return Response({"actions": ActionReviewSerializer(rows[:MAX_LISTED], many=True).data})
+
+
+class ApproveActionView(APIView):
+    required_scopes = {"POST": ["actions:approve"]}
+
+    def post(self, request: Request, action_id: str) -> Response:
+        body = ApproveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        row = approvals.approve_action(
+            workspace=request.user.workspace,
+            action_id=_action_pk(action_id),
+            arguments_hash=body.validated_data["arguments_hash"],
+            decided_by=_decided_by(request),
+        )
+        return Response(ActionReviewSerializer(row).data)
+
+
+class RejectActionView(APIView):
+    required_scopes = {"POST": ["actions:approve"]}
+
+    def post(self, request: Request, action_id: str) -> Response:
+        row = approvals.reject_action(
+            workspace=request.user.workspace,
+            action_id=_action_pk(action_id),
+            decided_by=_decided_by(request),
+        )
+        return Response(ActionReviewSerializer(row).data)
+
+
+def _action_pk(action_id: str) -> int:
+    # A malformed id is the same 404 as an unknown one.
+    if not action_id.isdigit() or len(action_id) > 18:
+        raise NotFound()
+    return int(action_id)
+
+
+def _decided_by(request: Request) -> str:
+    """Who decided: the API key's public prefix (never its secret)."""
+    return f"api-key:{request.auth.prefix}"
