@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0002_pending_approval_status'),
+        ('audit', '0004_action_audit_guard'),
     ]
 
     operations = [
