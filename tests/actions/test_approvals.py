@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import ProgrammingError, connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -175,8 +175,15 @@ def test_arguments_changed_after_approval_are_refused_by_the_executor(
     approver, pending, start_worker_with
 ):
     assert approve(approver, pending).status_code == 200
-    # The row is still open (`executing`, not started): tamper with it before a worker runs.
-    ActionAudit.objects.filter(pk=pending.pk).update(arguments={**TASK, "title": "Other"})
+    tampered = {**TASK, "title": "Other"}
+    # The database refuses the change (the action_audit guard trigger)...
+    with pytest.raises(ProgrammingError, match="what was proposed cannot be changed"):
+        ActionAudit.objects.filter(pk=pending.pk).update(arguments=tampered)
+    # ...and were it bypassed by someone able to disable triggers, the executor still refuses.
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE action_audit DISABLE TRIGGER action_audit_guard")
+        ActionAudit.objects.filter(pk=pending.pk).update(arguments=tampered)
+        cursor.execute("ALTER TABLE action_audit ENABLE TRIGGER action_audit_guard")
 
     worker = start_worker_with()
     row = wait_for_action(pending, worker=worker)
