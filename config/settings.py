@@ -177,6 +177,15 @@ REDIS_SOCKET_TIMEOUT_SECONDS = _float("REDIS_SOCKET_TIMEOUT_SECONDS", 5.0)
 REDIS_MAX_CONNECTIONS = _int("REDIS_MAX_CONNECTIONS", 10, minimum=1)
 IDEMPOTENCY_TTL_SECONDS = _int("IDEMPOTENCY_TTL_SECONDS", 86400, minimum=1, maximum=86400)
 
+# --- Rate limits ------------------------------------------------------------------------------
+# A sliding one-minute window per workspace in Redis (orchestrator/rate_limits.py); a workspace's
+# own figure (admin, configure_workspace --rate-limit-per-minute) wins. 0 means unlimited.
+# Failed authentications are limited per client address, so a key cannot be guessed at speed.
+# When Redis is unreachable the limiter fails open, with a warning and a metric.
+
+RATE_LIMIT_PER_MINUTE = _int("RATE_LIMIT_PER_MINUTE", 100, minimum=0, maximum=100_000)
+AUTH_FAILURES_PER_MINUTE = _int("AUTH_FAILURES_PER_MINUTE", 20, minimum=1, maximum=100_000)
+
 # --- Actions ----------------------------------------------------------------------------------
 
 ACTIONS_ENABLED = _bool("ACTIONS_ENABLED", True)

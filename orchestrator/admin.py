@@ -20,7 +20,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "allowed_actions", "created_at"]
+    list_display = ["id", "name", "allowed_actions", "rate_limit_per_minute", "created_at"]
     search_fields = ["id", "name"]
 
 

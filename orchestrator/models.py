@@ -4,8 +4,11 @@ import uuid
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
+
+MAX_RATE_LIMIT_PER_MINUTE = 100_000
 
 
 class Workspace(models.Model):
@@ -16,6 +19,10 @@ class Workspace(models.Model):
     # None means "follow ALLOW_ACTIONS_DEFAULT", so a change of the default reaches every
     # workspace that never chose its own list.
     allowed_actions = ArrayField(models.CharField(max_length=64), null=True, blank=True)
+    # None follows RATE_LIMIT_PER_MINUTE; 0 means unlimited.
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(MAX_RATE_LIMIT_PER_MINUTE)]
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

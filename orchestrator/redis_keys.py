@@ -8,3 +8,13 @@ JOB_QUEUE = "ai:queue:pending"
 def idempotency_key(workspace_id: str, client_request_id: str) -> str:
     """Key marking a client_request_id as taken in a workspace (value: the job id)."""
     return f"ai:idempotency:{workspace_id}:{client_request_id}"
+
+
+def rate_limit_key(workspace_id: str) -> str:
+    """Sorted set of a workspace's requests in the last minute (sliding window log)."""
+    return f"ai:ratelimit:workspace:{workspace_id}"
+
+
+def auth_failure_key(client_address: str) -> str:
+    """Sorted set of one client address's failed authentications in the last minute."""
+    return f"ai:ratelimit:auth-failures:{client_address}"

@@ -17,8 +17,10 @@ from orchestrator import redis_keys
 from orchestrator.exceptions import (
     IdempotencyKeyReused,
     OrchestratorError,
+    RateLimited,
 )
 from orchestrator.models import Job, Workspace
+from orchestrator.rate_limits import RateLimit, hit_workspace_limit
 from orchestrator.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class ActionsNotAllowed(OrchestratorError):
 class Submission:
     job: Job
     replayed: bool
+    rate_limit: RateLimit
 
 
 # --- Submitting -------------------------------------------------------------------------------
@@ -51,10 +54,11 @@ def submit_job(
     max_output_tokens: int | None = None,
     metadata: dict | None = None,
 ) -> Submission:
-    """Store a job once per (workspace, client_request_id) and publish it after commit.
+    """Count the request against the workspace's rate limit, then store the job once per
+    (workspace, client_request_id) and publish it after commit.
 
-    Redis `SET NX` is the fast path for replays; the unique constraint is the guarantee, so
-    submission keeps working while Redis is down.
+    Redis `SET NX` (in the rate limiter's round trip) is the fast path for replays; the unique
+    constraint is the guarantee, so submission keeps working while Redis is down.
     """
     allowed = workspace.effective_allowed_actions
     if actions is not None and not set(actions) <= set(allowed):
@@ -71,14 +75,18 @@ def submit_job(
         metadata=metadata,
     )
     job_id = uuid.uuid4()
-    if _reserve_request_id(workspace.id, client_request_id, job_id) is False:
+    # One round trip counts the request and reserves the id; a refused request reserves nothing.
+    rate_limit = hit_workspace_limit(workspace=workspace, reserve=(client_request_id, str(job_id)))
+    if not rate_limit.allowed:
+        raise RateLimited(rate_limit)
+    if rate_limit.reserved is False:
         existing = Job.objects.filter(
             workspace=workspace, client_request_id=client_request_id
         ).first()
         # No row yet means the first request is still in flight or failed before committing:
         # fall through to the insert and let the constraint decide.
         if existing is not None:
-            return _replay(existing, fingerprint)
+            return _replay(existing, fingerprint, rate_limit)
 
     try:
         with transaction.atomic():
@@ -102,23 +110,13 @@ def submit_job(
         if existing is None:
             raise
         _point_request_id_at(workspace.id, client_request_id, existing.id)
-        return _replay(existing, fingerprint)
-    return Submission(job=job, replayed=False)
+        return _replay(existing, fingerprint, rate_limit)
+    return Submission(job=job, replayed=False, rate_limit=rate_limit)
 
 
 def _fingerprint(**request) -> str:
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _reserve_request_id(workspace_id: str, client_request_id: str, job_id) -> bool | None:
-    """True if this request took the id, False if it was taken, None if Redis is unreachable."""
-    key = redis_keys.idempotency_key(workspace_id, client_request_id)
-    try:
-        return bool(get_redis().set(key, str(job_id), nx=True, ex=settings.IDEMPOTENCY_TTL_SECONDS))
-    except redis.RedisError as exc:
-        logger.warning("idempotency fast path unavailable, relying on the database: %s", exc)
-        return None
 
 
 def _point_request_id_at(workspace_id: str, client_request_id: str, job_id) -> None:
@@ -129,12 +127,12 @@ def _point_request_id_at(workspace_id: str, client_request_id: str, job_id) -> N
         get_redis().set(key, str(job_id), xx=True, keepttl=True)
 
 
-def _replay(job: Job, fingerprint: str) -> Submission:
+def _replay(job: Job, fingerprint: str, rate_limit: RateLimit) -> Submission:
     if job.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused(
             "This client_request_id was already used with a different request body."
         )
-    return Submission(job=job, replayed=True)
+    return Submission(job=job, replayed=True, rate_limit=rate_limit)
 
 
 def _publish_on_commit(job_id) -> None:

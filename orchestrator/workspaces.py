@@ -5,7 +5,7 @@ from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
 from actions.names import ACTION_NAMES
-from orchestrator.models import Workspace
+from orchestrator.models import MAX_RATE_LIMIT_PER_MINUTE, Workspace
 
 
 class _Unset:
@@ -40,12 +40,20 @@ def create_workspace(
 
 
 def configure_workspace(
-    *, workspace: Workspace, allowed_actions: list[str] | _Unset | None = UNSET
+    *,
+    workspace: Workspace,
+    allowed_actions: list[str] | _Unset | None = UNSET,
+    rate_limit_per_minute: int | _Unset | None = UNSET,
 ) -> Workspace:
-    """Change a workspace's policy; `allowed_actions=None` returns it to ALLOW_ACTIONS_DEFAULT."""
+    """Change a workspace's policy; None returns a setting to its default
+    (ALLOW_ACTIONS_DEFAULT, RATE_LIMIT_PER_MINUTE)."""
     if allowed_actions is not UNSET:
         _check_actions(allowed_actions)
         workspace.allowed_actions = allowed_actions
+    # --- rate limit (issue 6) ---
+    if rate_limit_per_minute is not UNSET:
+        _check_rate_limit(rate_limit_per_minute)
+        workspace.rate_limit_per_minute = rate_limit_per_minute
     workspace.save()
     return workspace
 
@@ -54,3 +62,10 @@ def _check_actions(actions: list[str] | None) -> None:
     unknown = sorted(set(actions or []) - set(ACTION_NAMES))
     if unknown:
         raise WorkspaceError(f"unknown actions {unknown}; known are {list(ACTION_NAMES)}")
+
+
+def _check_rate_limit(value: int | None) -> None:
+    if value is not None and not 0 <= value <= MAX_RATE_LIMIT_PER_MINUTE:
+        raise WorkspaceError(
+            f"rate limit must be between 0 (unlimited) and {MAX_RATE_LIMIT_PER_MINUTE}, got {value}"
+        )

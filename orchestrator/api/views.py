@@ -5,16 +5,18 @@ import uuid
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from audit.services import actions_for_job
 from orchestrator import services
+from orchestrator.api.base import WorkspaceAPIView
 from orchestrator.api.serializers import JobCreateSerializer, JobSerializer
+from orchestrator.api.throttling import remember_rate_limit
 from orchestrator.models import Job
 
 
-class JobCollectionView(APIView):
+class JobCollectionView(WorkspaceAPIView):
     required_scopes = {"POST": ["jobs:write"]}
+    counts_in_service = True
 
     def post(self, request: Request) -> Response:
         serializer = JobCreateSerializer(data=request.data)
@@ -22,6 +24,7 @@ class JobCollectionView(APIView):
         submission = services.submit_job(
             workspace=request.user.workspace, **serializer.validated_data
         )
+        remember_rate_limit(request, submission.rate_limit)
         job = submission.job
         headers = {"Location": f"/ai/jobs/{job.id}"}
         if submission.replayed:
@@ -34,7 +37,7 @@ class JobCollectionView(APIView):
         )
 
 
-class JobDetailView(APIView):
+class JobDetailView(WorkspaceAPIView):
     required_scopes = {"GET": ["jobs:read"]}
 
     def get(self, request: Request, job_id: str) -> Response:

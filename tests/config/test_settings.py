@@ -44,6 +44,8 @@ _NAMES = [
     "IDEMPOTENCY_TTL_SECONDS",
     "JOB_LEASE_SECONDS",
     "BROKER_VISIBILITY_TIMEOUT_SECONDS",
+    "RATE_LIMIT_PER_MINUTE",
+    "AUTH_FAILURES_PER_MINUTE",
 ]
 
 
@@ -104,6 +106,8 @@ def defaults():
         ("REDIS_SOCKET_TIMEOUT_SECONDS", 5),
         ("REDIS_MAX_CONNECTIONS", 10),
         ("IDEMPOTENCY_TTL_SECONDS", 86400),
+        ("RATE_LIMIT_PER_MINUTE", 100),
+        ("AUTH_FAILURES_PER_MINUTE", 20),
     ],
 )
 def test_local_development_needs_no_variable_but_debug(defaults, name, expected):
@@ -197,6 +201,9 @@ def test_debug_unset_means_production_and_requires_a_secret_key():
         ("REDIS_SOCKET_TIMEOUT_SECONDS", "nan"),
         ("REDIS_SOCKET_TIMEOUT_SECONDS", "inf"),
         ("IDEMPOTENCY_TTL_SECONDS", "0"),
+        ("RATE_LIMIT_PER_MINUTE", "-1"),
+        ("RATE_LIMIT_PER_MINUTE", "lots"),
+        ("AUTH_FAILURES_PER_MINUTE", "0"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable, value):

@@ -289,3 +289,25 @@ def test_configure_workspace_refuses_unknown_actions_and_workspaces(ws_123):
         run("configure_workspace", "ws-nope", "--allowed-actions", "task.create")
     ws_123.refresh_from_db()
     assert ws_123.allowed_actions is None
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"), [("250", 250), ("0", 0), ("", None)], ids=["own", "unlimited", "default"]
+)
+def test_configure_workspace_sets_or_clears_the_rate_limit(ws_123, value, stored):
+    ws_123.rate_limit_per_minute = 7
+    ws_123.save()
+
+    _, stderr = run("configure_workspace", "ws-123", "--rate-limit-per-minute", value)
+
+    ws_123.refresh_from_db()
+    assert ws_123.rate_limit_per_minute == stored
+    assert "rate limit" in stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "100001", "ten"])
+def test_configure_workspace_refuses_a_bad_rate_limit(ws_123, value):
+    with pytest.raises(CommandError):
+        run("configure_workspace", "ws-123", "--rate-limit-per-minute", value)
+    ws_123.refresh_from_db()
+    assert ws_123.rate_limit_per_minute is None

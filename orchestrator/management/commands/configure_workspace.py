@@ -1,6 +1,9 @@
+import argparse
+
 from django.core.management.base import BaseCommand, CommandError
 
 from orchestrator.models import Workspace
+from orchestrator.rate_limits import workspace_limit
 from orchestrator.workspaces import UNSET, WorkspaceError, configure_workspace
 
 
@@ -11,14 +14,36 @@ def _list_option(value: str | None):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _limit_option(value: str) -> int | None:
+    """Empty: back to RATE_LIMIT_PER_MINUTE; else a whole number (the service checks its range)."""
+    if value.strip() == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+
+
 class Command(BaseCommand):
-    help = "Change a workspace's policy: configure_workspace ws-123 --allowed-actions a,b"
+    help = (
+        "Change a workspace's policy: configure_workspace ws-123 --allowed-actions a,b "
+        "--rate-limit-per-minute N"
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("workspace_id")
         parser.add_argument(
             "--allowed-actions",
             help="Comma-separated actions; an empty value returns to ALLOW_ACTIONS_DEFAULT.",
+        )
+
+        # --- rate limit (issue 6) ---
+        parser.add_argument(
+            "--rate-limit-per-minute",
+            type=_limit_option,
+            default=UNSET,
+            help="Requests a minute; 0 is unlimited, an empty value returns to "
+            "RATE_LIMIT_PER_MINUTE.",
         )
 
     def handle(self, *args, workspace_id, allowed_actions, **options):
@@ -29,10 +54,18 @@ class Command(BaseCommand):
         if actions == []:
             actions = None  # an empty value: back to ALLOW_ACTIONS_DEFAULT
         try:
-            configure_workspace(workspace=workspace, allowed_actions=actions)
+            configure_workspace(
+                workspace=workspace,
+                allowed_actions=actions,
+                rate_limit_per_minute=options["rate_limit_per_minute"],
+            )
         except WorkspaceError as exc:
             raise CommandError(str(exc)) from None
         self.stderr.write(
             f"{workspace.id}: allowed actions {workspace.effective_allowed_actions}"
             + (" (ALLOW_ACTIONS_DEFAULT)" if workspace.allowed_actions is None else "")
+        )
+        self.stderr.write(
+            f"{workspace.id}: rate limit {workspace_limit(workspace)} a minute (0: unlimited)"
+            + (" (RATE_LIMIT_PER_MINUTE)" if workspace.rate_limit_per_minute is None else "")
         )
