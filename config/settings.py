@@ -186,6 +186,18 @@ IDEMPOTENCY_TTL_SECONDS = _int("IDEMPOTENCY_TTL_SECONDS", 86400, minimum=1, maxi
 RATE_LIMIT_PER_MINUTE = _int("RATE_LIMIT_PER_MINUTE", 100, minimum=0, maximum=100_000)
 AUTH_FAILURES_PER_MINUTE = _int("AUTH_FAILURES_PER_MINUTE", 20, minimum=1, maximum=100_000)
 
+# --- Webhooks ---------------------------------------------------------------------------------
+# https://www.standardwebhooks.com/ - signed events, delivered by a Celery task that retries
+# with exponential backoff (from WEBHOOK_RETRY_BACKOFF_SECONDS, doubling, at most 30 min apart)
+# for up to WEBHOOK_RETRY_FOR_SECONDS. The two ALLOW switches are for development and tests:
+# in production webhooks go over https to public addresses only (the SSRF guard).
+
+WEBHOOK_ALLOW_HTTP = _bool("WEBHOOK_ALLOW_HTTP", False)
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = _bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
+WEBHOOK_TIMEOUT_SECONDS = _float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
+WEBHOOK_RETRY_FOR_SECONDS = _int("WEBHOOK_RETRY_FOR_SECONDS", 86400, minimum=1, maximum=7 * 86400)
+WEBHOOK_RETRY_BACKOFF_SECONDS = _int("WEBHOOK_RETRY_BACKOFF_SECONDS", 10, minimum=1, maximum=1800)
+
 # --- Actions ----------------------------------------------------------------------------------
 
 ACTIONS_ENABLED = _bool("ACTIONS_ENABLED", True)

@@ -2,7 +2,8 @@
 
 from django.contrib import admin
 
-from orchestrator.models import ApiKey, Job, Workspace
+from orchestrator.models import ApiKey, Job, WebhookAttempt, WebhookDelivery, Workspace
+from orchestrator.webhooks import redeliver_webhook
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -21,6 +22,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "allowed_actions", "rate_limit_per_minute", "created_at"]
+    exclude = ["webhook_secret"]  # shown once, by configure_workspace --rotate-webhook-secret
     search_fields = ["id", "name"]
 
 
@@ -39,3 +41,38 @@ class JobAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "=client_request_id"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = ["attempted_at", "status_code", "error", "response_excerpt", "duration_ms"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "workspace", "event_type", "job", "status", "attempts", "created_at"]
+    list_filter = ["status", "event_type"]
+    list_select_related = ["workspace", "job"]
+    search_fields = ["=id", "=job__id"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    exclude = ["payload"]
+    readonly_fields = ["payload_json"]
+    inlines = [WebhookAttemptInline]
+    actions = ["redeliver"]
+
+    @admin.display(description="payload")
+    def payload_json(self, delivery: WebhookDelivery) -> str:
+        return str(delivery.payload)
+
+    @admin.action(description="Redeliver the selected webhooks now")
+    def redeliver(self, request, queryset) -> None:
+        for delivery in queryset:
+            redeliver_webhook(delivery=delivery)
+        self.message_user(request, f"{queryset.count()} webhook(s) queued for redelivery.")

@@ -17,6 +17,7 @@ from actions.services import Proposal, refuse_proposed_action, run_proposed_acti
 from orchestrator import model_client
 from orchestrator.exceptions import ModelRequestFailed, ModelUnavailable
 from orchestrator.models import Job, Workspace
+from orchestrator.webhooks import record_job_event
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +167,10 @@ def _run_calls(job: Job, pending: list[tuple[str, dict]]) -> None:
     # Re-read: the workspace's allow-list may have changed since the job was submitted.
     workspace_actions = Workspace.objects.get(pk=job.workspace_id).effective_allowed_actions
     for proposal in _proposals(job, pending):
+        # A job cancelled since the last step runs no further action; the save that follows
+        # finds it no longer running and stops the conversation.
+        if not Job.objects.filter(pk=job.pk, status=Status.RUNNING).exists():
+            return
         outcome = run_proposed_action(
             proposal, job_actions=job.allowed_actions, workspace_actions=workspace_actions
         )
@@ -186,18 +191,19 @@ def _refuse_calls(job: Job, calls: list[tuple[str, dict]], *, reason: str) -> No
 
 def _save_progress(job: Job) -> bool:
     """Persist the conversation and renew the lease; False if the job is no longer ours."""
-    return bool(
-        Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-            transcript=job.transcript,
-            tool_calls=job.tool_calls,
-            usage=job.usage,
-            lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
-        )
+    saved = Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(
+        transcript=job.transcript,
+        tool_calls=job.tool_calls,
+        usage=job.usage,
+        lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
     )
+    if not saved:
+        logger.info("job %s is no longer running (cancelled or handed back); stopping", job.pk)
+    return bool(saved)
 
 
 def _finish(job: Job, status: str, **fields) -> None:
-    Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(
+    finished = Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(
         status=status,
         transcript=job.transcript,
         tool_calls=job.tool_calls,
@@ -206,7 +212,9 @@ def _finish(job: Job, status: str, **fields) -> None:
         lease_expires_at=None,
         **fields,
     )
-    logger.info("job %s %s", job.pk, status)
+    if finished:  # not when the job was cancelled meanwhile: cancel_job sent that event
+        record_job_event(job_id=job.pk)
+        logger.info("job %s %s", job.pk, status)
 
 
 def _hand_back(job: Job) -> None:

@@ -22,6 +22,7 @@ from orchestrator.exceptions import (
 from orchestrator.models import Job, Workspace
 from orchestrator.rate_limits import RateLimit, hit_workspace_limit
 from orchestrator.redis_client import get_redis
+from orchestrator.webhooks import WebhookUrlRefused, check_webhook_url, record_job_event
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def submit_job(
     model: str | None = None,
     max_output_tokens: int | None = None,
     metadata: dict | None = None,
+    webhook_url: str | None = None,
 ) -> Submission:
     """Count the request against the workspace's rate limit, then store the job once per
     (workspace, client_request_id) and publish it after commit.
@@ -67,7 +69,10 @@ def submit_job(
             "Some requested actions are not allowed for this workspace.",
             fields={"actions": [f"not allowed for this workspace: {', '.join(refused)}"]},
         )
+    if webhook_url:
+        _check_job_webhook(workspace, webhook_url)
     fingerprint = _fingerprint(
+        webhook_url=webhook_url,
         messages=messages,
         actions=actions,
         model=model,
@@ -100,6 +105,7 @@ def submit_job(
                 max_output_tokens=max_output_tokens or settings.AI_MAX_OUTPUT_TOKENS,
                 allowed_actions=[name for name in allowed if actions is None or name in actions],
                 metadata=metadata or {},
+                webhook_url=webhook_url or "",
             )
             # robust: a dead broker is logged, not raised; the sweeper republishes the job.
             _publish_on_commit(job.id)
@@ -112,6 +118,21 @@ def submit_job(
         _point_request_id_at(workspace.id, client_request_id, existing.id)
         return _replay(existing, fingerprint, rate_limit)
     return Submission(job=job, replayed=False, rate_limit=rate_limit)
+
+
+def _check_job_webhook(workspace: Workspace, webhook_url: str) -> None:
+    # Refused at submission, so a client learns now, not from a webhook that never comes.
+    if not workspace.webhook_secret:
+        raise WebhookUrlRefused(
+            "This workspace has no webhook secret yet (configure_workspace "
+            "--rotate-webhook-secret).",
+            fields={"webhook_url": ["The workspace has no webhook secret."]},
+        )
+    try:
+        check_webhook_url(webhook_url)
+    except WebhookUrlRefused as exc:
+        exc.fields = {"webhook_url": [exc.message]}
+        raise
 
 
 def _fingerprint(**request) -> str:
@@ -181,6 +202,8 @@ def requeue_stale_jobs() -> int:
             finished_at=now,
             lease_expires_at=None,
         )
+        for job_id in exhausted:
+            record_job_event(job_id=job_id)
         stale = list(
             locked.filter(status=Status.QUEUED, enqueued_at__lt=stale_before)
             .order_by("enqueued_at")

@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 
 from actions.names import ACTION_NAMES
 from orchestrator.models import MAX_RATE_LIMIT_PER_MINUTE, Workspace
+from orchestrator.webhooks import WebhookUrlRefused, check_webhook_url, generate_webhook_secret
 
 
 class _Unset:
@@ -44,9 +45,11 @@ def configure_workspace(
     workspace: Workspace,
     allowed_actions: list[str] | _Unset | None = UNSET,
     rate_limit_per_minute: int | _Unset | None = UNSET,
+    webhook_url: str | _Unset = UNSET,
+    rotate_webhook_secret: bool = False,
 ) -> Workspace:
     """Change a workspace's policy; None returns a setting to its default
-    (ALLOW_ACTIONS_DEFAULT, RATE_LIMIT_PER_MINUTE)."""
+    (ALLOW_ACTIONS_DEFAULT, RATE_LIMIT_PER_MINUTE); `webhook_url=""` removes the URL."""
     if allowed_actions is not UNSET:
         _check_actions(allowed_actions)
         workspace.allowed_actions = allowed_actions
@@ -54,6 +57,17 @@ def configure_workspace(
     if rate_limit_per_minute is not UNSET:
         _check_rate_limit(rate_limit_per_minute)
         workspace.rate_limit_per_minute = rate_limit_per_minute
+    # --- webhooks (issue 6) ---
+    if webhook_url is not UNSET:
+        if webhook_url:
+            try:
+                check_webhook_url(webhook_url)
+            except WebhookUrlRefused as exc:
+                raise WorkspaceError(exc.message) from None
+        workspace.webhook_url = webhook_url
+    # A URL without a secret could sign nothing: the first URL brings a secret with it.
+    if rotate_webhook_secret or (workspace.webhook_url and not workspace.webhook_secret):
+        workspace.webhook_secret = generate_webhook_secret()
     workspace.save()
     return workspace
 

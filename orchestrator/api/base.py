@@ -13,17 +13,18 @@ class WorkspaceAPIView(APIView):
     """Every request of an authenticated workspace counts against its limit, errors included,
     and every response carries the RateLimit-* headers of its check."""
 
-    # True for a view whose service counts the request itself (the submit path folds the count
-    # into its idempotency round trip); the request still counts if it fails before that.
-    counts_in_service = False
+    # Methods whose service counts the request itself (the submit path folds the count into its
+    # idempotency round trip); such a request still counts if it fails before that.
+    counted_by_service: tuple[str, ...] = ()
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)  # authentication, then scopes
         # Unauthenticated here means a method no view serves (the 405 follows): nothing to count.
-        if not self.counts_in_service and _authenticated(request):
-            self._count(request)
+        if request.method not in self.counted_by_service and _authenticated(request):
+            self.count_request(request)
 
-    def _count(self, request: Request) -> None:
+    def count_request(self, request: Request) -> None:
+        """Count the request against the workspace's limit; 429 over it."""
         rate_limit = hit_workspace_limit(workspace=request.user.workspace)
         remember_rate_limit(request, rate_limit)
         if not rate_limit.allowed:
@@ -37,7 +38,7 @@ class WorkspaceAPIView(APIView):
             # An error before the count (a bad body, a missing scope) is still a request: a
             # flood of them is a flood. Over the limit, the 429 wins.
             try:
-                self._count(request)
+                self.count_request(request)
             except RateLimited as limited:
                 exc = limited
         return super().handle_exception(exc)

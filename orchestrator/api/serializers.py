@@ -4,6 +4,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from actions.names import ACTION_NAMES
+from orchestrator.job_queries import MAX_PAGE_SIZE
 from orchestrator.models import Job
 
 MAX_MESSAGES = 200
@@ -30,6 +31,7 @@ class JobCreateSerializer(serializers.Serializer):
     model = serializers.CharField(required=False, max_length=100)
     max_output_tokens = serializers.IntegerField(required=False, min_value=1)
     metadata = serializers.DictField(required=False)
+    webhook_url = serializers.URLField(required=False, max_length=2000)
 
     def validate_max_output_tokens(self, value: int) -> int:
         if value > settings.AI_MAX_OUTPUT_TOKENS:
@@ -98,6 +100,8 @@ class JobSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "cancel_requested_at",
+            "webhook_url",
         ]
 
     def get_error(self, job: Job) -> dict | None:
@@ -107,3 +111,52 @@ class JobSerializer(serializers.ModelSerializer):
 
     def get_actions(self, job: Job) -> list[dict]:
         return ActionSerializer(self.context.get("actions", []), many=True).data
+
+
+class JobListQuerySerializer(serializers.Serializer):
+    """Query parameters of GET /ai/jobs; an unknown one is refused like an unknown field."""
+
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=20)
+    cursor = serializers.CharField(required=False, max_length=200)
+    status = serializers.ListField(
+        child=serializers.ChoiceField(choices=Job.Status.choices), required=False
+    )
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+    client_request_id = serializers.CharField(required=False, max_length=128)
+
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown parameter."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class JobSummarySerializer(serializers.ModelSerializer):
+    """A job in a listing: its state, not its conversation (GET /ai/jobs/{id} has that)."""
+
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "client_request_id",
+            "status",
+            "model",
+            "metadata",
+            "error",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "cancel_requested_at",
+        ]
+
+    def get_error(self, job: Job) -> dict | None:
+        return JobSerializer.get_error(self, job)
+
+
+class JobPageSerializer(serializers.Serializer):
+    results = JobSummarySerializer(many=True, source="jobs")
+    next_cursor = serializers.CharField(allow_null=True)

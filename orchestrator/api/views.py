@@ -7,16 +7,31 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from audit.services import actions_for_job
-from orchestrator import services
+from orchestrator import job_queries, services
 from orchestrator.api.base import WorkspaceAPIView
-from orchestrator.api.serializers import JobCreateSerializer, JobSerializer
+from orchestrator.api.serializers import (
+    JobCreateSerializer,
+    JobListQuerySerializer,
+    JobPageSerializer,
+    JobSerializer,
+)
 from orchestrator.api.throttling import remember_rate_limit
+from orchestrator.cancellation import cancel_job
 from orchestrator.models import Job
 
 
 class JobCollectionView(WorkspaceAPIView):
-    required_scopes = {"POST": ["jobs:write"]}
-    counts_in_service = True
+    required_scopes = {"GET": ["jobs:read"], "POST": ["jobs:write"]}
+    counted_by_service = ("POST",)
+
+    def get(self, request: Request) -> Response:
+        query = JobListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = dict(query.validated_data)
+        page = job_queries.list_jobs(
+            workspace=request.user.workspace, statuses=params.pop("status", None), **params
+        )
+        return Response(JobPageSerializer(page).data)
 
     def post(self, request: Request) -> Response:
         serializer = JobCreateSerializer(data=request.data)
@@ -42,6 +57,14 @@ class JobDetailView(WorkspaceAPIView):
 
     def get(self, request: Request, job_id: str) -> Response:
         job = _get_job(request, job_id)
+        return Response(JobSerializer(job, context={"actions": actions_for_job(job.id)}).data)
+
+
+class JobCancelView(WorkspaceAPIView):
+    required_scopes = {"POST": ["jobs:write"]}
+
+    def post(self, request: Request, job_id: str) -> Response:
+        job = cancel_job(job=_get_job(request, job_id))
         return Response(JobSerializer(job, context={"actions": actions_for_job(job.id)}).data)
 
 

@@ -311,3 +311,25 @@ def test_configure_workspace_refuses_a_bad_rate_limit(ws_123, value):
         run("configure_workspace", "ws-123", "--rate-limit-per-minute", value)
     ws_123.refresh_from_db()
     assert ws_123.rate_limit_per_minute is None
+
+
+def test_configure_workspace_rotates_the_webhook_secret_printing_it_alone(ws_123, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    first, _ = run("configure_workspace", "ws-123", "--webhook-url", "https://127.0.0.1/hook")
+    ws_123.refresh_from_db()
+    assert first.strip() == ws_123.webhook_secret and first.startswith("whsec_")
+    assert ws_123.webhook_url == "https://127.0.0.1/hook"
+
+    second, _ = run("configure_workspace", "ws-123", "--rotate-webhook-secret")
+    unchanged, _ = run("configure_workspace", "ws-123", "--rate-limit-per-minute", "5")
+
+    ws_123.refresh_from_db()
+    assert second.strip() == ws_123.webhook_secret != first.strip()
+    assert unchanged == ""  # no rotation, nothing on stdout
+
+
+def test_configure_workspace_refuses_a_private_webhook_url(ws_123):
+    with pytest.raises(CommandError, match="non-public"):
+        run("configure_workspace", "ws-123", "--webhook-url", "https://10.0.0.1/hook")
+    ws_123.refresh_from_db()
+    assert ws_123.webhook_url == "" and ws_123.webhook_secret == ""

@@ -27,7 +27,7 @@ def _limit_option(value: str) -> int | None:
 class Command(BaseCommand):
     help = (
         "Change a workspace's policy: configure_workspace ws-123 --allowed-actions a,b "
-        "--rate-limit-per-minute N"
+        "--rate-limit-per-minute N --webhook-url URL --rotate-webhook-secret"
     )
 
     def add_arguments(self, parser):
@@ -46,10 +46,23 @@ class Command(BaseCommand):
             "RATE_LIMIT_PER_MINUTE.",
         )
 
+        # --- webhooks (issue 6) ---
+        parser.add_argument(
+            "--webhook-url",
+            default=UNSET,
+            help="Default URL of the workspace's job events; an empty value removes it.",
+        )
+        parser.add_argument(
+            "--rotate-webhook-secret",
+            action="store_true",
+            help="Replace the signing secret and print the new one alone on stdout.",
+        )
+
     def handle(self, *args, workspace_id, allowed_actions, **options):
         workspace = Workspace.objects.filter(pk=workspace_id).first()
         if workspace is None:
             raise CommandError(f"workspace {workspace_id!r} does not exist")
+        secret_before = workspace.webhook_secret
         actions = _list_option(allowed_actions)
         if actions == []:
             actions = None  # an empty value: back to ALLOW_ACTIONS_DEFAULT
@@ -58,6 +71,8 @@ class Command(BaseCommand):
                 workspace=workspace,
                 allowed_actions=actions,
                 rate_limit_per_minute=options["rate_limit_per_minute"],
+                webhook_url=options["webhook_url"],
+                rotate_webhook_secret=options["rotate_webhook_secret"],
             )
         except WorkspaceError as exc:
             raise CommandError(str(exc)) from None
@@ -69,3 +84,7 @@ class Command(BaseCommand):
             f"{workspace.id}: rate limit {workspace_limit(workspace)} a minute (0: unlimited)"
             + (" (RATE_LIMIT_PER_MINUTE)" if workspace.rate_limit_per_minute is None else "")
         )
+        self.stderr.write(f"{workspace.id}: webhook URL {workspace.webhook_url or '(none)'}")
+        if workspace.webhook_secret != secret_before:
+            # Alone on stdout, like create_api_key's key, for SECRET=$(manage.py ...).
+            self.stdout.write(workspace.webhook_secret)
