@@ -108,6 +108,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "orchestrator",
     "actions",
     "audit",
@@ -115,6 +117,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's and Swagger UI's static files from the app itself: no CDN, no extra
+    # web server, no collectstatic step (found through the apps' finders).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -145,7 +150,9 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# No collectstatic: WhiteNoise serves straight from the apps (WHITENOISE_USE_FINDERS).
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Database ---------------------------------------------------------------------------------
@@ -306,6 +313,24 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     # No OPTIONS metadata: every method a view serves must declare its scopes.
     "DEFAULT_METADATA_CLASS": None,
+    "DEFAULT_SCHEMA_CLASS": "orchestrator.api.schema.ScopedAutoSchema",
+}
+
+# https://drf-spectacular.readthedocs.io/en/latest/settings.html
+# The schema (/api/schema/) and Swagger UI (/api/docs/) are public; the UI's files come from
+# drf-spectacular-sidecar, served by the app (no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AI Orchestrator API",
+    "DESCRIPTION": (BASE_DIR / "orchestrator" / "api" / "description.md").read_text(),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"JobStatus": "orchestrator.models.Job.Status"},
 }
 
 # --- Logging ----------------------------------------------------------------------------------

@@ -43,3 +43,8 @@ class RateLimited(OrchestratorError):
             f"retry in {max(rate_limit.reset_seconds, 1)} s."
         )
         self.rate_limit = rate_limit
+
+
+class CredentialsInUrl(OrchestratorError):
+    code = "credentials_in_url"
+    status = 400

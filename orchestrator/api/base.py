@@ -5,7 +5,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orchestrator.api.throttling import remember_rate_limit
-from orchestrator.exceptions import RateLimited
+from orchestrator.api_keys import KEY_TAG
+from orchestrator.exceptions import CredentialsInUrl, RateLimited
 from orchestrator.rate_limits import hit_workspace_limit
 
 
@@ -18,6 +19,7 @@ class WorkspaceAPIView(APIView):
     counted_by_service: tuple[str, ...] = ()
 
     def initial(self, request: Request, *args, **kwargs) -> None:
+        _refuse_credentials_in_url(request)
         super().initial(request, *args, **kwargs)  # authentication, then scopes
         # Unauthenticated here means a method no view serves (the 405 follows): nothing to count.
         if request.method not in self.counted_by_service and _authenticated(request):
@@ -55,3 +57,19 @@ class WorkspaceAPIView(APIView):
 def _authenticated(request: Request) -> bool:
     # Read what authentication stored, without triggering it (it may not have run yet).
     return getattr(request, "_auth", None) is not None
+
+
+CREDENTIAL_PARAMETERS = {"api_key", "apikey", "key", "token", "access_token", "authorization"}
+
+
+def _refuse_credentials_in_url(request: Request) -> None:
+    # URLs end up in proxy and server logs: a key there is as good as leaked, so say so loudly
+    # rather than ignore it (and never use it).
+    params = request.query_params
+    if CREDENTIAL_PARAMETERS & {name.lower() for name in params} or any(
+        value.startswith(f"{KEY_TAG}_") for _, values in params.lists() for value in values
+    ):
+        raise CredentialsInUrl(
+            "API keys go in the Authorization header, never in the URL; "
+            "treat a key sent in a URL as leaked and revoke it."
+        )

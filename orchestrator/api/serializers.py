@@ -1,6 +1,7 @@
 """Input validation and output shapes of the jobs API."""
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from actions.names import ACTION_NAMES
@@ -14,6 +15,16 @@ MAX_METADATA_KEYS = 50
 class MessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=["system", "user", "assistant"])
     content = serializers.CharField(trim_whitespace=False)
+
+
+def _contains_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
 
 
 class JobCreateSerializer(serializers.Serializer):
@@ -43,6 +54,9 @@ class JobCreateSerializer(serializers.Serializer):
     def validate_metadata(self, value: dict) -> dict:
         if len(value) > MAX_METADATA_KEYS:
             raise serializers.ValidationError(f"At most {MAX_METADATA_KEYS} keys.")
+        # PostgreSQL's jsonb cannot store U+0000: refuse it here rather than fail the insert.
+        if _contains_nul(value):
+            raise serializers.ValidationError("Null characters are not allowed.")
         return value
 
     def to_internal_value(self, data):
@@ -68,6 +82,11 @@ class JobCreateSerializer(serializers.Serializer):
         return attrs
 
 
+class JobErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
 class ActionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     call_key = serializers.CharField()
@@ -80,6 +99,8 @@ class ActionSerializer(serializers.Serializer):
 class JobSerializer(serializers.ModelSerializer):
     error = serializers.SerializerMethodField()
     actions = serializers.SerializerMethodField()
+    # A plain string: "" when the job has none (a URI format would refuse the empty string).
+    webhook_url = serializers.CharField()
 
     class Meta:
         model = Job
@@ -104,11 +125,13 @@ class JobSerializer(serializers.ModelSerializer):
             "webhook_url",
         ]
 
+    @extend_schema_field(JobErrorSerializer(allow_null=True))
     def get_error(self, job: Job) -> dict | None:
         if not job.error_code:
             return None
         return {"code": job.error_code, "message": job.error_message}
 
+    @extend_schema_field(ActionSerializer(many=True))
     def get_actions(self, job: Job) -> list[dict]:
         return ActionSerializer(self.context.get("actions", []), many=True).data
 
@@ -153,6 +176,7 @@ class JobSummarySerializer(serializers.ModelSerializer):
             "cancel_requested_at",
         ]
 
+    @extend_schema_field(JobErrorSerializer(allow_null=True))
     def get_error(self, job: Job) -> dict | None:
         return JobSerializer.get_error(self, job)
 
