@@ -112,6 +112,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "orchestrator",
     "actions",
     "audit",
@@ -121,6 +123,9 @@ MIDDLEWARE = [
     # First, so the request id and the metrics cover everything below, errors included.
     "orchestrator.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's and Swagger UI's static files from the app itself: no CDN, no extra
+    # web server, no collectstatic step (found through the apps' finders).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -151,7 +156,9 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# No collectstatic: WhiteNoise serves straight from the apps (WHITENOISE_USE_FINDERS).
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Database ---------------------------------------------------------------------------------
@@ -182,6 +189,27 @@ REDIS_URL = _url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss"))
 REDIS_SOCKET_TIMEOUT_SECONDS = _float("REDIS_SOCKET_TIMEOUT_SECONDS", 5.0)
 REDIS_MAX_CONNECTIONS = _int("REDIS_MAX_CONNECTIONS", 10, minimum=1)
 IDEMPOTENCY_TTL_SECONDS = _int("IDEMPOTENCY_TTL_SECONDS", 86400, minimum=1, maximum=86400)
+
+# --- Rate limits ------------------------------------------------------------------------------
+# A sliding one-minute window per workspace in Redis (orchestrator/rate_limits.py); a workspace's
+# own figure (admin, configure_workspace --rate-limit-per-minute) wins. 0 means unlimited.
+# Failed authentications are limited per client address, so a key cannot be guessed at speed.
+# When Redis is unreachable the limiter fails open, with a warning and a metric.
+
+RATE_LIMIT_PER_MINUTE = _int("RATE_LIMIT_PER_MINUTE", 100, minimum=0, maximum=100_000)
+AUTH_FAILURES_PER_MINUTE = _int("AUTH_FAILURES_PER_MINUTE", 20, minimum=1, maximum=100_000)
+
+# --- Webhooks ---------------------------------------------------------------------------------
+# https://www.standardwebhooks.com/ - signed events, delivered by a Celery task that retries
+# with exponential backoff (from WEBHOOK_RETRY_BACKOFF_SECONDS, doubling, at most 30 min apart)
+# for up to WEBHOOK_RETRY_FOR_SECONDS. The two ALLOW switches are for development and tests:
+# in production webhooks go over https to public addresses only (the SSRF guard).
+
+WEBHOOK_ALLOW_HTTP = _bool("WEBHOOK_ALLOW_HTTP", False)
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = _bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
+WEBHOOK_TIMEOUT_SECONDS = _float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
+WEBHOOK_RETRY_FOR_SECONDS = _int("WEBHOOK_RETRY_FOR_SECONDS", 86400, minimum=1, maximum=7 * 86400)
+WEBHOOK_RETRY_BACKOFF_SECONDS = _int("WEBHOOK_RETRY_BACKOFF_SECONDS", 10, minimum=1, maximum=1800)
 
 # --- Actions ----------------------------------------------------------------------------------
 
@@ -383,6 +411,24 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     # No OPTIONS metadata: every method a view serves must declare its scopes.
     "DEFAULT_METADATA_CLASS": None,
+    "DEFAULT_SCHEMA_CLASS": "orchestrator.api.schema.ScopedAutoSchema",
+}
+
+# https://drf-spectacular.readthedocs.io/en/latest/settings.html
+# The schema (/api/schema/) and Swagger UI (/api/docs/) are public; the UI's files come from
+# drf-spectacular-sidecar, served by the app (no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AI Orchestrator API",
+    "DESCRIPTION": (BASE_DIR / "orchestrator" / "api" / "description.md").read_text(),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"JobStatus": "orchestrator.models.Job.Status"},
 }
 
 # --- Metrics ----------------------------------------------------------------------------------

@@ -11,10 +11,24 @@ from django.utils.html import format_html
 
 from audit.models import ActionAudit
 from orchestrator.api_keys import SCOPES, issue_api_key, revoke_api_key
-from orchestrator.models import ApiKey, Job, Workspace, WorkspacePolicyChange
+from orchestrator.models import (
+    ApiKey,
+    Job,
+    WebhookAttempt,
+    WebhookDelivery,
+    Workspace,
+    WorkspacePolicyChange,
+)
+from orchestrator.webhooks import redeliver_webhook
 from orchestrator.workspaces import record_policy_change
 
-POLICY_FIELDS = ("allowed_actions", "approval_required", "recipient_domains")
+POLICY_FIELDS = (
+    "allowed_actions",
+    "approval_required",
+    "recipient_domains",
+    "rate_limit_per_minute",
+    "webhook_url",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +53,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "allowed_actions", "approval_required", "created_at"]
+    list_display = [
+        "id",
+        "name",
+        "allowed_actions",
+        "approval_required",
+        "rate_limit_per_minute",
+        "created_at",
+    ]
+    exclude = ["webhook_secret"]  # shown once, by configure_workspace --rotate-webhook-secret
     search_fields = ["id", "name"]
 
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -204,3 +226,38 @@ class JobAdmin(ReadOnlyAdmin):
     @admin.display(description="metadata")
     def metadata_pretty(self, obj: Job) -> str:
         return pretty_json(obj.metadata)
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = ["attempted_at", "status_code", "error", "response_excerpt", "duration_ms"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "workspace", "event_type", "job", "status", "attempts", "created_at"]
+    list_filter = ["status", "event_type"]
+    list_select_related = ["workspace", "job"]
+    search_fields = ["=id", "=job__id"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    exclude = ["payload"]
+    readonly_fields = ["payload_json"]
+    inlines = [WebhookAttemptInline]
+    actions = ["redeliver"]
+
+    @admin.display(description="payload")
+    def payload_json(self, delivery: WebhookDelivery) -> str:
+        return str(delivery.payload)
+
+    @admin.action(description="Redeliver the selected webhooks now")
+    def redeliver(self, request, queryset) -> None:
+        for delivery in queryset:
+            redeliver_webhook(delivery=delivery)
+        self.message_user(request, f"{queryset.count()} webhook(s) queued for redelivery.")

@@ -28,3 +28,23 @@ class ModelRequestFailed(Exception):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class RateLimited(OrchestratorError):
+    """The workspace (or client address) is over its rate limit; `rate_limit` says until when."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, rate_limit, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or f"Rate limit of {rate_limit.limit} requests a minute exceeded; "
+            f"retry in {max(rate_limit.reset_seconds, 1)} s."
+        )
+        self.rate_limit = rate_limit
+
+
+class CredentialsInUrl(OrchestratorError):
+    code = "credentials_in_url"
+    status = 400

@@ -18,6 +18,7 @@ from actions.services import Proposal, refuse_proposed_action, run_proposed_acti
 from orchestrator import log_context, metrics, model_client
 from orchestrator.exceptions import ModelRequestFailed, ModelUnavailable
 from orchestrator.models import Job, Workspace
+from orchestrator.webhooks import record_job_event
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +171,10 @@ def _run_calls(job: Job, pending: list[tuple[str, dict]]) -> None:
     # Re-read: the workspace's policy may have changed since the job was submitted.
     workspace = WorkspacePolicy.of(Workspace.objects.get(pk=job.workspace_id))
     for proposal in _proposals(job, pending):
+        # A job cancelled since the last step runs no further action; the save that follows
+        # finds it no longer running and stops the conversation.
+        if not Job.objects.filter(pk=job.pk, status=Status.RUNNING).exists():
+            return
         outcome = run_proposed_action(
             proposal, job_actions=job.allowed_actions, workspace=workspace
         )
@@ -190,14 +195,15 @@ def _refuse_calls(job: Job, calls: list[tuple[str, dict]], *, reason: str) -> No
 
 def _save_progress(job: Job) -> bool:
     """Persist the conversation and renew the lease; False if the job is no longer ours."""
-    return bool(
-        Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-            transcript=job.transcript,
-            tool_calls=job.tool_calls,
-            usage=job.usage,
-            lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
-        )
+    saved = Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(
+        transcript=job.transcript,
+        tool_calls=job.tool_calls,
+        usage=job.usage,
+        lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
     )
+    if not saved:
+        logger.info("job %s is no longer running (cancelled or handed back); stopping", job.pk)
+    return bool(saved)
 
 
 def _finish(job: Job, status: str, **fields) -> None:
@@ -211,7 +217,8 @@ def _finish(job: Job, status: str, **fields) -> None:
         lease_expires_at=None,
         **fields,
     )
-    if finished:
+    if finished:  # not when the job was cancelled meanwhile: cancel_job sent that event
+        record_job_event(job_id=job.pk)
         per_workspace = (
             metrics.counted("ai_workspace_jobs_finished", workspace=job.workspace_id, status=status)
             if settings.METRICS_WORKSPACE_LABEL
@@ -222,7 +229,7 @@ def _finish(job: Job, status: str, **fields) -> None:
             metrics.observed("ai_job_duration_seconds", (now - job.started_at).total_seconds()),
             per_workspace,
         )
-    logger.info("job %s %s", job.pk, status)
+        logger.info("job %s %s", job.pk, status)
 
 
 def _hand_back(job: Job) -> None:

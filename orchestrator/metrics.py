@@ -47,6 +47,11 @@ http_request_duration = Histogram(
     ["path", "method"],
     buckets=HTTP_BUCKETS,
 )
+# Per process on purpose: it counts the moments Redis, where the shared series live, is down.
+RATE_LIMIT_FAIL_OPEN = Counter(
+    "ai_rate_limit_fail_open",
+    "Requests allowed without a rate-limit check because Redis was unreachable.",
+)
 
 
 # --- Shared series ----------------------------------------------------------------------------

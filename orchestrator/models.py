@@ -4,8 +4,11 @@ import uuid
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
+
+MAX_RATE_LIMIT_PER_MINUTE = 100_000
 
 
 class Workspace(models.Model):
@@ -21,6 +24,14 @@ class Workspace(models.Model):
     # When not empty, e-mail to any other domain waits for a human decision. Lower-case, no
     # trailing dot; a subdomain matches only when listed itself.
     recipient_domains = ArrayField(models.CharField(max_length=253), default=list, blank=True)
+    # Where job events go when a job names no webhook_url of its own; signed with the secret
+    # (`whsec_...`, Standard Webhooks), which configure_workspace sets and rotates.
+    webhook_url = models.URLField(max_length=2000, blank=True)
+    webhook_secret = models.CharField(max_length=100, blank=True)
+    # None follows RATE_LIMIT_PER_MINUTE; 0 means unlimited.
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(MAX_RATE_LIMIT_PER_MINUTE)]
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -107,6 +118,8 @@ class Job(models.Model):
     max_output_tokens = models.PositiveIntegerField()
     allowed_actions = ArrayField(models.CharField(max_length=64), default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Overrides the workspace's webhook_url for this job's events.
+    webhook_url = models.URLField(max_length=2000, blank=True)
 
     # The conversation after the input: each model reply is stored here before any of its tool
     # calls runs, followed by the tool results, so a redelivered job resumes from the stored
@@ -125,6 +138,8 @@ class Job(models.Model):
     enqueued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the client asked to cancel; the job is `cancelled` from then on.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
     # A running job belongs to its worker until then; after it, the sweeper hands it back.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
 
@@ -148,3 +163,49 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workspace_id}/{self.client_request_id}"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one URL; its id is the `webhook-id` on every attempt, for deduplication."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"  # gave up after WEBHOOK_RETRY_FOR_SECONDS
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="webhooks")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="webhooks")
+    event_type = models.CharField(max_length=64)
+    payload = models.JSONField()
+    url = models.URLField(max_length=2000)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Retries stop after this; a redelivery from the admin opens a new window.
+    retry_until = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="webhook_ws_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.job_id} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery: what came back, never more than a short excerpt of the body."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="tries")
+    attempted_at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    response_excerpt = models.CharField(max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["attempted_at"]
+
+    def __str__(self) -> str:
+        return f"{self.attempted_at:%Y-%m-%d %H:%M:%S} {self.status_code or self.error}"

@@ -16,3 +16,13 @@ METRICS = "ai:metrics"
 
 # Live Celery workers: a sorted set of worker hostnames scored by their last heartbeat (epoch s).
 WORKERS = "ai:workers"
+
+
+def rate_limit_key(workspace_id: str) -> str:
+    """Sorted set of a workspace's requests in the last minute (sliding window log)."""
+    return f"ai:ratelimit:workspace:{workspace_id}"
+
+
+def auth_failure_key(client_address: str) -> str:
+    """Sorted set of one client address's failed authentications in the last minute."""
+    return f"ai:ratelimit:auth-failures:{client_address}"

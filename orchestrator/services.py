@@ -17,9 +17,12 @@ from orchestrator import metrics, redis_keys
 from orchestrator.exceptions import (
     IdempotencyKeyReused,
     OrchestratorError,
+    RateLimited,
 )
 from orchestrator.models import Job, Workspace
+from orchestrator.rate_limits import RateLimit, hit_workspace_limit
 from orchestrator.redis_client import get_redis
+from orchestrator.webhooks import WebhookUrlRefused, check_webhook_url, record_job_event
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ class ActionsNotAllowed(OrchestratorError):
 class Submission:
     job: Job
     replayed: bool
+    rate_limit: RateLimit
 
 
 # --- Submitting -------------------------------------------------------------------------------
@@ -50,11 +54,13 @@ def submit_job(
     model: str | None = None,
     max_output_tokens: int | None = None,
     metadata: dict | None = None,
+    webhook_url: str | None = None,
 ) -> Submission:
-    """Store a job once per (workspace, client_request_id) and publish it after commit.
+    """Count the request against the workspace's rate limit, then store the job once per
+    (workspace, client_request_id) and publish it after commit.
 
-    Redis `SET NX` is the fast path for replays; the unique constraint is the guarantee, so
-    submission keeps working while Redis is down.
+    Redis `SET NX` (in the rate limiter's round trip) is the fast path for replays; the unique
+    constraint is the guarantee, so submission keeps working while Redis is down.
     """
     allowed = workspace.effective_allowed_actions
     if actions is not None and not set(actions) <= set(allowed):
@@ -63,7 +69,10 @@ def submit_job(
             "Some requested actions are not allowed for this workspace.",
             fields={"actions": [f"not allowed for this workspace: {', '.join(refused)}"]},
         )
+    if webhook_url:
+        _check_job_webhook(workspace, webhook_url)
     fingerprint = _fingerprint(
+        webhook_url=webhook_url,
         messages=messages,
         actions=actions,
         model=model,
@@ -71,14 +80,18 @@ def submit_job(
         metadata=metadata,
     )
     job_id = uuid.uuid4()
-    if _reserve_request_id(workspace.id, client_request_id, job_id) is False:
+    # One round trip counts the request and reserves the id; a refused request reserves nothing.
+    rate_limit = hit_workspace_limit(workspace=workspace, reserve=(client_request_id, str(job_id)))
+    if not rate_limit.allowed:
+        raise RateLimited(rate_limit)
+    if rate_limit.reserved is False:
         existing = Job.objects.filter(
             workspace=workspace, client_request_id=client_request_id
         ).first()
         # No row yet means the first request is still in flight or failed before committing:
         # fall through to the insert and let the constraint decide.
         if existing is not None:
-            return _replay(existing, fingerprint)
+            return _replay(existing, fingerprint, rate_limit)
 
     try:
         with transaction.atomic():
@@ -92,6 +105,7 @@ def submit_job(
                 max_output_tokens=max_output_tokens or settings.AI_MAX_OUTPUT_TOKENS,
                 allowed_actions=[name for name in allowed if actions is None or name in actions],
                 metadata=metadata or {},
+                webhook_url=webhook_url or "",
             )
             # robust: a dead broker is logged, not raised; the sweeper republishes the job.
             _publish_on_commit(job.id)
@@ -102,23 +116,28 @@ def submit_job(
         if existing is None:
             raise
         _point_request_id_at(workspace.id, client_request_id, existing.id)
-        return _replay(existing, fingerprint)
-    return Submission(job=job, replayed=False)
+        return _replay(existing, fingerprint, rate_limit)
+    return Submission(job=job, replayed=False, rate_limit=rate_limit)
+
+
+def _check_job_webhook(workspace: Workspace, webhook_url: str) -> None:
+    # Refused at submission, so a client learns now, not from a webhook that never comes.
+    if not workspace.webhook_secret:
+        raise WebhookUrlRefused(
+            "This workspace has no webhook secret yet (configure_workspace "
+            "--rotate-webhook-secret).",
+            fields={"webhook_url": ["The workspace has no webhook secret."]},
+        )
+    try:
+        check_webhook_url(webhook_url)
+    except WebhookUrlRefused as exc:
+        exc.fields = {"webhook_url": [exc.message]}
+        raise
 
 
 def _fingerprint(**request) -> str:
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _reserve_request_id(workspace_id: str, client_request_id: str, job_id) -> bool | None:
-    """True if this request took the id, False if it was taken, None if Redis is unreachable."""
-    key = redis_keys.idempotency_key(workspace_id, client_request_id)
-    try:
-        return bool(get_redis().set(key, str(job_id), nx=True, ex=settings.IDEMPOTENCY_TTL_SECONDS))
-    except redis.RedisError as exc:
-        logger.warning("idempotency fast path unavailable, relying on the database: %s", exc)
-        return None
 
 
 def _point_request_id_at(workspace_id: str, client_request_id: str, job_id) -> None:
@@ -129,12 +148,12 @@ def _point_request_id_at(workspace_id: str, client_request_id: str, job_id) -> N
         get_redis().set(key, str(job_id), xx=True, keepttl=True)
 
 
-def _replay(job: Job, fingerprint: str) -> Submission:
+def _replay(job: Job, fingerprint: str, rate_limit: RateLimit) -> Submission:
     if job.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused(
             "This client_request_id was already used with a different request body."
         )
-    return Submission(job=job, replayed=True)
+    return Submission(job=job, replayed=True, rate_limit=rate_limit)
 
 
 def _publish_on_commit(job_id) -> None:
@@ -183,6 +202,8 @@ def requeue_stale_jobs() -> int:
             finished_at=now,
             lease_expires_at=None,
         )
+        for job_id in exhausted:
+            record_job_event(job_id=job_id)
         stale = list(
             locked.filter(status=Status.QUEUED, enqueued_at__lt=stale_before)
             .order_by("enqueued_at")

@@ -1,8 +1,9 @@
 """Celery tasks: thin adapters that load by id and call one service function."""
 
 from celery import shared_task
+from django.conf import settings
 
-from orchestrator import execution, services
+from orchestrator import execution, services, webhooks
 from orchestrator.exceptions import ModelUnavailable
 
 
@@ -22,3 +23,16 @@ def run_job(job_id: str) -> None:
 @shared_task
 def requeue_stale_jobs() -> int:
     return services.requeue_stale_jobs()
+
+
+# Unbounded here too: deliver_webhook stops at the delivery's retry_until. The gap stays under
+# the broker's visibility timeout, or Redis would hand a waiting retry to a second worker.
+@shared_task(
+    autoretry_for=(webhooks.WebhookDeliveryFailed,),
+    retry_backoff=settings.WEBHOOK_RETRY_BACKOFF_SECONDS,
+    retry_backoff_max=min(1800, settings.BROKER_VISIBILITY_TIMEOUT_SECONDS // 2),
+    retry_jitter=False,
+    max_retries=None,
+)
+def deliver_webhook(delivery_id: str) -> None:
+    webhooks.deliver_webhook(delivery_id=delivery_id)

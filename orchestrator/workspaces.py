@@ -7,7 +7,8 @@ from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
 from actions.names import ACTION_NAMES
-from orchestrator.models import Workspace, WorkspacePolicyChange
+from orchestrator.models import MAX_RATE_LIMIT_PER_MINUTE, Workspace, WorkspacePolicyChange
+from orchestrator.webhooks import WebhookUrlRefused, check_webhook_url, generate_webhook_secret
 
 # A DNS name of letters, digits and hyphens, at least two labels (no wildcards: a subdomain is
 # allowed only when listed itself).
@@ -49,29 +50,50 @@ def configure_workspace(
     *,
     workspace: Workspace,
     allowed_actions: list[str] | _Unset | None = UNSET,
-    # --- issue 3: approval policy ---
     approval_required: list[str] | _Unset = UNSET,
     recipient_domains: list[str] | _Unset = UNSET,
+    rate_limit_per_minute: int | _Unset | None = UNSET,
+    webhook_url: str | _Unset = UNSET,
+    rotate_webhook_secret: bool = False,
     changed_by: str = "system",
 ) -> Workspace:
     """Change a workspace's policy and audit the change (who, and each field's old and new value).
 
-    `allowed_actions=None` returns it to ALLOW_ACTIONS_DEFAULT; an empty list clears a list.
+    None returns a setting to its default (ALLOW_ACTIONS_DEFAULT, RATE_LIMIT_PER_MINUTE); an
+    empty list clears a list; `webhook_url=""` removes the URL.
     """
     new_values: dict = {}
     if allowed_actions is not UNSET:
         _check_actions(allowed_actions)
         new_values["allowed_actions"] = allowed_actions
-    # --- issue 3: approval policy ---
     if approval_required is not UNSET:
         _check_actions(approval_required)
         new_values["approval_required"] = sorted(set(approval_required))
     if recipient_domains is not UNSET:
         new_values["recipient_domains"] = _check_domains(recipient_domains)
+    if rate_limit_per_minute is not UNSET:
+        _check_rate_limit(rate_limit_per_minute)
+        new_values["rate_limit_per_minute"] = rate_limit_per_minute
+    if webhook_url is not UNSET:
+        if webhook_url:
+            try:
+                check_webhook_url(webhook_url)
+            except WebhookUrlRefused as exc:
+                raise WorkspaceError(exc.message) from None
+        new_values["webhook_url"] = webhook_url
     with transaction.atomic():
         record_policy_change(workspace=workspace, new_values=new_values, changed_by=changed_by)
         for name, value in new_values.items():
             setattr(workspace, name, value)
+        # A URL without a secret could sign nothing: the first URL brings a secret with it.
+        # The secret itself is never written to the policy audit, only that it changed.
+        if rotate_webhook_secret or (workspace.webhook_url and not workspace.webhook_secret):
+            workspace.webhook_secret = generate_webhook_secret()
+            WorkspacePolicyChange.objects.create(
+                workspace=workspace,
+                changed_by=changed_by,
+                changes={"webhook_secret": {"old": "(hidden)", "new": "(rotated)"}},
+            )
         workspace.save()
     return workspace
 
@@ -102,3 +124,10 @@ def _check_actions(actions: list[str] | None) -> None:
     unknown = sorted(set(actions or []) - set(ACTION_NAMES))
     if unknown:
         raise WorkspaceError(f"unknown actions {unknown}; known are {list(ACTION_NAMES)}")
+
+
+def _check_rate_limit(value: int | None) -> None:
+    if value is not None and not 0 <= value <= MAX_RATE_LIMIT_PER_MINUTE:
+        raise WorkspaceError(
+            f"rate limit must be between 0 (unlimited) and {MAX_RATE_LIMIT_PER_MINUTE}, got {value}"
+        )

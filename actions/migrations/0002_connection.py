@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('actions', '0001_initial'),
-        ('orchestrator', '0002_workspace_approval_policy'),
+        ('orchestrator', '0005_workspace_approval_policy'),
     ]
 
     operations = [

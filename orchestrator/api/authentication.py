@@ -6,8 +6,11 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from orchestrator import log_context
+from orchestrator.api.throttling import remember_rate_limit
 from orchestrator.api_keys import authenticate_api_key
+from orchestrator.exceptions import RateLimited
 from orchestrator.models import ApiKey, Workspace
+from orchestrator.rate_limits import hit_auth_failure_limit
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         scheme, _, token = header.partition(" ")
         api_key = authenticate_api_key(token.strip()) if scheme.lower() == "bearer" else None
         if api_key is None:
+            _count_failure(request)
             raise AuthenticationFailed()
         log_context.bind(workspace=api_key.workspace_id)  # rebound by the next request
         return ApiClient(workspace=api_key.workspace, api_key=api_key), api_key
@@ -37,3 +41,14 @@ class ApiKeyAuthentication(BaseAuthentication):
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (not 403) when credentials are missing.
         return 'Bearer realm="api"'
+
+
+def _count_failure(request) -> None:
+    """Count a wrong key against its client address; past the limit, answer 429, not 401."""
+    # REMOTE_ADDR: behind a proxy, the proxy must be the one to limit (see README).
+    rate_limit = hit_auth_failure_limit(client_address=request.META.get("REMOTE_ADDR", ""))
+    remember_rate_limit(request, rate_limit)
+    if not rate_limit.allowed:
+        raise RateLimited(
+            rate_limit, "Too many failed authentications from this address; retry later."
+        )

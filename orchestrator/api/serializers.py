@@ -1,9 +1,11 @@
 """Input validation and output shapes of the jobs API."""
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from actions.names import ACTION_NAMES
+from orchestrator.job_queries import MAX_PAGE_SIZE
 from orchestrator.models import Job
 
 MAX_MESSAGES = 200
@@ -13,6 +15,16 @@ MAX_METADATA_KEYS = 50
 class MessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=["system", "user", "assistant"])
     content = serializers.CharField(trim_whitespace=False)
+
+
+def _contains_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
 
 
 class JobCreateSerializer(serializers.Serializer):
@@ -30,6 +42,7 @@ class JobCreateSerializer(serializers.Serializer):
     model = serializers.CharField(required=False, max_length=100)
     max_output_tokens = serializers.IntegerField(required=False, min_value=1)
     metadata = serializers.DictField(required=False)
+    webhook_url = serializers.URLField(required=False, max_length=2000)
 
     def validate_max_output_tokens(self, value: int) -> int:
         if value > settings.AI_MAX_OUTPUT_TOKENS:
@@ -41,6 +54,9 @@ class JobCreateSerializer(serializers.Serializer):
     def validate_metadata(self, value: dict) -> dict:
         if len(value) > MAX_METADATA_KEYS:
             raise serializers.ValidationError(f"At most {MAX_METADATA_KEYS} keys.")
+        # PostgreSQL's jsonb cannot store U+0000: refuse it here rather than fail the insert.
+        if _contains_nul(value):
+            raise serializers.ValidationError("Null characters are not allowed.")
         return value
 
     def to_internal_value(self, data):
@@ -66,6 +82,11 @@ class JobCreateSerializer(serializers.Serializer):
         return attrs
 
 
+class JobErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
 class ActionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     call_key = serializers.CharField()
@@ -78,6 +99,8 @@ class ActionSerializer(serializers.Serializer):
 class JobSerializer(serializers.ModelSerializer):
     error = serializers.SerializerMethodField()
     actions = serializers.SerializerMethodField()
+    # A plain string: "" when the job has none (a URI format would refuse the empty string).
+    webhook_url = serializers.CharField()
 
     class Meta:
         model = Job
@@ -98,12 +121,66 @@ class JobSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "cancel_requested_at",
+            "webhook_url",
         ]
 
+    @extend_schema_field(JobErrorSerializer(allow_null=True))
     def get_error(self, job: Job) -> dict | None:
         if not job.error_code:
             return None
         return {"code": job.error_code, "message": job.error_message}
 
+    @extend_schema_field(ActionSerializer(many=True))
     def get_actions(self, job: Job) -> list[dict]:
         return ActionSerializer(self.context.get("actions", []), many=True).data
+
+
+class JobListQuerySerializer(serializers.Serializer):
+    """Query parameters of GET /ai/jobs; an unknown one is refused like an unknown field."""
+
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=20)
+    cursor = serializers.CharField(required=False, max_length=200)
+    status = serializers.ListField(
+        child=serializers.ChoiceField(choices=Job.Status.choices), required=False
+    )
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+    client_request_id = serializers.CharField(required=False, max_length=128)
+
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown parameter."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class JobSummarySerializer(serializers.ModelSerializer):
+    """A job in a listing: its state, not its conversation (GET /ai/jobs/{id} has that)."""
+
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "client_request_id",
+            "status",
+            "model",
+            "metadata",
+            "error",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "cancel_requested_at",
+        ]
+
+    @extend_schema_field(JobErrorSerializer(allow_null=True))
+    def get_error(self, job: Job) -> dict | None:
+        return JobSerializer.get_error(self, job)
+
+
+class JobPageSerializer(serializers.Serializer):
+    results = JobSummarySerializer(many=True, source="jobs")
+    next_cursor = serializers.CharField(allow_null=True)

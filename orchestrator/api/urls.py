@@ -16,4 +16,5 @@ urlpatterns = [
         actions.RejectActionView.as_view(),
         name="action-reject",
     ),
+    path("ai/jobs/<str:job_id>/cancel", views.JobCancelView.as_view(), name="job-cancel"),
 ]

@@ -44,6 +44,11 @@ _NAMES = [
     "IDEMPOTENCY_TTL_SECONDS",
     "JOB_LEASE_SECONDS",
     "BROKER_VISIBILITY_TIMEOUT_SECONDS",
+    "RATE_LIMIT_PER_MINUTE",
+    "AUTH_FAILURES_PER_MINUTE",
+    "WEBHOOK_ALLOW_HTTP",
+    "WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+    "WEBHOOK_RETRY_FOR_SECONDS",
 ]
 
 
@@ -104,6 +109,11 @@ def defaults():
         ("REDIS_SOCKET_TIMEOUT_SECONDS", 5),
         ("REDIS_MAX_CONNECTIONS", 10),
         ("IDEMPOTENCY_TTL_SECONDS", 86400),
+        ("RATE_LIMIT_PER_MINUTE", 100),
+        ("AUTH_FAILURES_PER_MINUTE", 20),
+        ("WEBHOOK_ALLOW_HTTP", False),
+        ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False),
+        ("WEBHOOK_RETRY_FOR_SECONDS", 86400),
     ],
 )
 def test_local_development_needs_no_variable_but_debug(defaults, name, expected):
@@ -201,6 +211,11 @@ def test_debug_unset_means_production_and_requires_a_secret_key():
         ("METRICS_WORKSPACE_LABEL", "maybe"),
         ("LOG_FILE_BACKUPS", "many"),
         ("LOG_FILE", "/proc/no-such-dir/app.log"),
+        ("RATE_LIMIT_PER_MINUTE", "-1"),
+        ("RATE_LIMIT_PER_MINUTE", "lots"),
+        ("AUTH_FAILURES_PER_MINUTE", "0"),
+        ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "sometimes"),
+        ("WEBHOOK_RETRY_BACKOFF_SECONDS", "0"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable, value):

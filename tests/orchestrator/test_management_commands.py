@@ -289,3 +289,47 @@ def test_configure_workspace_refuses_unknown_actions_and_workspaces(ws_123):
         run("configure_workspace", "ws-nope", "--allowed-actions", "task.create")
     ws_123.refresh_from_db()
     assert ws_123.allowed_actions is None
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"), [("250", 250), ("0", 0), ("", None)], ids=["own", "unlimited", "default"]
+)
+def test_configure_workspace_sets_or_clears_the_rate_limit(ws_123, value, stored):
+    ws_123.rate_limit_per_minute = 7
+    ws_123.save()
+
+    _, stderr = run("configure_workspace", "ws-123", "--rate-limit-per-minute", value)
+
+    ws_123.refresh_from_db()
+    assert ws_123.rate_limit_per_minute == stored
+    assert "rate limit" in stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "100001", "ten"])
+def test_configure_workspace_refuses_a_bad_rate_limit(ws_123, value):
+    with pytest.raises(CommandError):
+        run("configure_workspace", "ws-123", "--rate-limit-per-minute", value)
+    ws_123.refresh_from_db()
+    assert ws_123.rate_limit_per_minute is None
+
+
+def test_configure_workspace_rotates_the_webhook_secret_printing_it_alone(ws_123, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    first, _ = run("configure_workspace", "ws-123", "--webhook-url", "https://127.0.0.1/hook")
+    ws_123.refresh_from_db()
+    assert first.strip() == ws_123.webhook_secret and first.startswith("whsec_")
+    assert ws_123.webhook_url == "https://127.0.0.1/hook"
+
+    second, _ = run("configure_workspace", "ws-123", "--rotate-webhook-secret")
+    unchanged, _ = run("configure_workspace", "ws-123", "--rate-limit-per-minute", "5")
+
+    ws_123.refresh_from_db()
+    assert second.strip() == ws_123.webhook_secret != first.strip()
+    assert unchanged == ""  # no rotation, nothing on stdout
+
+
+def test_configure_workspace_refuses_a_private_webhook_url(ws_123):
+    with pytest.raises(CommandError, match="non-public"):
+        run("configure_workspace", "ws-123", "--webhook-url", "https://10.0.0.1/hook")
+    ws_123.refresh_from_db()
+    assert ws_123.webhook_url == "" and ws_123.webhook_secret == ""

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orchestrator', '0001_initial'),
+        ('orchestrator', '0004_webhooks'),
     ]
 
     operations = [

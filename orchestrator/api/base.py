@@ -1,0 +1,75 @@
+"""The base of every API view: bearer key, declared scopes, the workspace's rate limit."""
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orchestrator.api.throttling import remember_rate_limit
+from orchestrator.api_keys import KEY_TAG
+from orchestrator.exceptions import CredentialsInUrl, RateLimited
+from orchestrator.rate_limits import hit_workspace_limit
+
+
+class WorkspaceAPIView(APIView):
+    """Every request of an authenticated workspace counts against its limit, errors included,
+    and every response carries the RateLimit-* headers of its check."""
+
+    # Methods whose service counts the request itself (the submit path folds the count into its
+    # idempotency round trip); such a request still counts if it fails before that.
+    counted_by_service: tuple[str, ...] = ()
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        _refuse_credentials_in_url(request)
+        super().initial(request, *args, **kwargs)  # authentication, then scopes
+        # Unauthenticated here means a method no view serves (the 405 follows): nothing to count.
+        if request.method not in self.counted_by_service and _authenticated(request):
+            self.count_request(request)
+
+    def count_request(self, request: Request) -> None:
+        """Count the request against the workspace's limit; 429 over it."""
+        rate_limit = hit_workspace_limit(workspace=request.user.workspace)
+        remember_rate_limit(request, rate_limit)
+        if not rate_limit.allowed:
+            raise RateLimited(rate_limit)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        request = self.request
+        if isinstance(exc, RateLimited):
+            remember_rate_limit(request, exc.rate_limit)
+        elif getattr(request._request, "rate_limit", None) is None and _authenticated(request):
+            # An error before the count (a bad body, a missing scope) is still a request: a
+            # flood of them is a flood. Over the limit, the 429 wins.
+            try:
+                self.count_request(request)
+            except RateLimited as limited:
+                exc = limited
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request: Request, response: Response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        rate_limit = getattr(request._request, "rate_limit", None)
+        if rate_limit is not None:
+            for name, value in rate_limit.headers().items():
+                response[name] = value
+        return response
+
+
+def _authenticated(request: Request) -> bool:
+    # Read what authentication stored, without triggering it (it may not have run yet).
+    return getattr(request, "_auth", None) is not None
+
+
+CREDENTIAL_PARAMETERS = {"api_key", "apikey", "key", "token", "access_token", "authorization"}
+
+
+def _refuse_credentials_in_url(request: Request) -> None:
+    # URLs end up in proxy and server logs: a key there is as good as leaked, so say so loudly
+    # rather than ignore it (and never use it).
+    params = request.query_params
+    if CREDENTIAL_PARAMETERS & {name.lower() for name in params} or any(
+        value.startswith(f"{KEY_TAG}_") for _, values in params.lists() for value in values
+    ):
+        raise CredentialsInUrl(
+            "API keys go in the Authorization header, never in the URL; "
+            "treat a key sent in a URL as leaked and revoke it."
+        )

@@ -1,0 +1,10 @@
+"""Carrying a rate-limit check from where it happens to the response headers."""
+
+from rest_framework.request import Request
+
+from orchestrator.rate_limits import RateLimit
+
+
+def remember_rate_limit(request: Request, rate_limit: RateLimit) -> None:
+    """Keep the latest check on the Django request; WorkspaceAPIView puts its headers on."""
+    request._request.rate_limit = rate_limit

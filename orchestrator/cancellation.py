@@ -1,0 +1,38 @@
+"""Cancelling a job: stored in PostgreSQL, so it survives worker restarts and late messages."""
+
+from django.utils import timezone
+
+from orchestrator.exceptions import OrchestratorError
+from orchestrator.models import Job
+from orchestrator.webhooks import record_job_event
+
+Status = Job.Status
+
+
+class JobAlreadyFinished(OrchestratorError):
+    code = "job_finished"
+    status = 409
+
+
+def cancel_job(*, job: Job) -> Job:
+    """Cancel a queued or running job; cancelling a cancelled job again changes nothing.
+
+    A queued job never runs: the worker's claim needs `queued`. A running job's worker finds the
+    job no longer `running` at its next step and stops there, before any further model call or
+    action (execution.py).
+    """
+    now = timezone.now()
+    updated = Job.objects.filter(pk=job.pk, status__in=[Status.QUEUED, Status.RUNNING]).update(
+        status=Status.CANCELLED,
+        cancel_requested_at=now,
+        finished_at=now,
+        lease_expires_at=None,
+        error_code="cancelled",
+        error_message="cancelled at the client's request",
+    )
+    job.refresh_from_db()
+    if updated:
+        record_job_event(job_id=job.pk)
+    elif job.status != Status.CANCELLED:
+        raise JobAlreadyFinished(f"The job already {job.status}; it cannot be cancelled.")
+    return job
