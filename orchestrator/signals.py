@@ -39,9 +39,11 @@ def _task_started(task_id=None, task=None, args=None, **kwargs) -> None:
         workspace=None,  # execution binds it once the job is loaded
     )
     if task.name == RUN_JOB:
-        metrics.count("ai_queue_dequeue")
-        if (task.request.delivery_info or {}).get("redelivered"):
-            metrics.count("ai_job_redeliveries")
+        redelivered = (task.request.delivery_info or {}).get("redelivered")
+        metrics.record(
+            metrics.counted("ai_queue_dequeue"),
+            metrics.counted("ai_job_redeliveries") if redelivered else [],
+        )
 
 
 @signals.task_postrun.connect
