@@ -1,9 +1,15 @@
 """Read-mostly admin for workspaces, keys and jobs (the full audit review is its own issue)."""
 
+from django import forms
 from django.contrib import admin
 
 from orchestrator.models import ApiKey, Job, Workspace, WorkspacePolicyChange
-from orchestrator.workspaces import record_policy_change
+from orchestrator.workspaces import (
+    WorkspaceError,
+    check_actions,
+    normalize_recipient_domains,
+    record_policy_change,
+)
 
 POLICY_FIELDS = ("allowed_actions", "approval_required", "recipient_domains")
 
@@ -21,8 +27,35 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class WorkspaceForm(forms.ModelForm):
+    """The same rules as configure_workspace: known actions, valid and normalized domains."""
+
+    class Meta:
+        model = Workspace
+        fields = ["id", "name", "allowed_actions", "approval_required", "recipient_domains",
+                  "created_at"]  # fmt: skip
+
+    def clean_allowed_actions(self):
+        return self._checked(self.cleaned_data["allowed_actions"], check_actions)
+
+    def clean_approval_required(self):
+        return self._checked(self.cleaned_data["approval_required"], check_actions)
+
+    def clean_recipient_domains(self):
+        return self._checked(self.cleaned_data["recipient_domains"], normalize_recipient_domains)
+
+    @staticmethod
+    def _checked(value, check):
+        try:
+            checked = check(value or [])
+        except WorkspaceError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return value if checked is None else checked
+
+
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
+    form = WorkspaceForm
     list_display = ["id", "name", "allowed_actions", "approval_required", "created_at"]
     search_fields = ["id", "name"]
 

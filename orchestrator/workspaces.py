@@ -35,7 +35,7 @@ def create_workspace(
         raise WorkspaceError(
             f"workspace id {workspace_id!r} must use only letters, digits, '-' and '_'"
         ) from None
-    _check_actions(allowed_actions)
+    check_actions(allowed_actions)
     try:
         with transaction.atomic():
             return Workspace.objects.create(
@@ -60,14 +60,14 @@ def configure_workspace(
     """
     new_values: dict = {}
     if allowed_actions is not UNSET:
-        _check_actions(allowed_actions)
+        check_actions(allowed_actions)
         new_values["allowed_actions"] = allowed_actions
     # --- issue 3: approval policy ---
     if approval_required is not UNSET:
-        _check_actions(approval_required)
+        check_actions(approval_required)
         new_values["approval_required"] = sorted(set(approval_required))
     if recipient_domains is not UNSET:
-        new_values["recipient_domains"] = _check_domains(recipient_domains)
+        new_values["recipient_domains"] = normalize_recipient_domains(recipient_domains)
     with transaction.atomic():
         record_policy_change(workspace=workspace, new_values=new_values, changed_by=changed_by)
         for name, value in new_values.items():
@@ -90,7 +90,8 @@ def record_policy_change(*, workspace: Workspace, new_values: dict, changed_by: 
         )
 
 
-def _check_domains(domains: list[str]) -> list[str]:
+def normalize_recipient_domains(domains: list[str]) -> list[str]:
+    """Lower-case, without trailing dots, sorted; WorkspaceError names any invalid domain."""
     normalized = sorted({domain.strip().rstrip(".").lower() for domain in domains})
     invalid = [domain for domain in normalized if not _DOMAIN.match(domain)]
     if invalid:
@@ -98,7 +99,8 @@ def _check_domains(domains: list[str]) -> list[str]:
     return normalized
 
 
-def _check_actions(actions: list[str] | None) -> None:
+def check_actions(actions: list[str] | None) -> None:
+    """WorkspaceError naming any action the platform does not know."""
     unknown = sorted(set(actions or []) - set(ACTION_NAMES))
     if unknown:
         raise WorkspaceError(f"unknown actions {unknown}; known are {list(ACTION_NAMES)}")
