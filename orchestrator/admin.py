@@ -19,8 +19,13 @@ from orchestrator.models import (
     Workspace,
     WorkspacePolicyChange,
 )
-from orchestrator.webhooks import redeliver_webhook
-from orchestrator.workspaces import record_policy_change
+from orchestrator.webhooks import WebhookUrlRefused, check_webhook_url, redeliver_webhook
+from orchestrator.workspaces import (
+    WorkspaceError,
+    check_actions,
+    normalize_recipient_domains,
+    record_policy_change,
+)
 
 POLICY_FIELDS = (
     "allowed_actions",
@@ -51,8 +56,52 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class WorkspaceForm(forms.ModelForm):
+    """The same rules as configure_workspace: known actions, valid domains, a safe webhook URL."""
+
+    class Meta:
+        model = Workspace
+        fields = [
+            "id",
+            "name",
+            "allowed_actions",
+            "approval_required",
+            "recipient_domains",
+            "rate_limit_per_minute",
+            "webhook_url",
+            "created_at",
+        ]
+
+    def clean_allowed_actions(self):
+        return self._checked(self.cleaned_data["allowed_actions"], check_actions)
+
+    def clean_approval_required(self):
+        return self._checked(self.cleaned_data["approval_required"], check_actions)
+
+    def clean_recipient_domains(self):
+        return self._checked(self.cleaned_data["recipient_domains"], normalize_recipient_domains)
+
+    def clean_webhook_url(self):
+        url = self.cleaned_data["webhook_url"]
+        if url:
+            try:
+                check_webhook_url(url)
+            except WebhookUrlRefused as exc:
+                raise forms.ValidationError(exc.message) from None
+        return url
+
+    @staticmethod
+    def _checked(value, check):
+        try:
+            checked = check(value or [])
+        except WorkspaceError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return value if checked is None else checked
+
+
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
+    form = WorkspaceForm
     list_display = [
         "id",
         "name",
@@ -61,7 +110,6 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "rate_limit_per_minute",
         "created_at",
     ]
-    exclude = ["webhook_secret"]  # shown once, by configure_workspace --rotate-webhook-secret
     search_fields = ["id", "name"]
 
     def has_delete_permission(self, request, obj=None) -> bool:

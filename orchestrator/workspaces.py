@@ -36,7 +36,7 @@ def create_workspace(
         raise WorkspaceError(
             f"workspace id {workspace_id!r} must use only letters, digits, '-' and '_'"
         ) from None
-    _check_actions(allowed_actions)
+    check_actions(allowed_actions)
     try:
         with transaction.atomic():
             return Workspace.objects.create(
@@ -64,13 +64,13 @@ def configure_workspace(
     """
     new_values: dict = {}
     if allowed_actions is not UNSET:
-        _check_actions(allowed_actions)
+        check_actions(allowed_actions)
         new_values["allowed_actions"] = allowed_actions
     if approval_required is not UNSET:
-        _check_actions(approval_required)
+        check_actions(approval_required)
         new_values["approval_required"] = sorted(set(approval_required))
     if recipient_domains is not UNSET:
-        new_values["recipient_domains"] = _check_domains(recipient_domains)
+        new_values["recipient_domains"] = normalize_recipient_domains(recipient_domains)
     if rate_limit_per_minute is not UNSET:
         _check_rate_limit(rate_limit_per_minute)
         new_values["rate_limit_per_minute"] = rate_limit_per_minute
@@ -112,7 +112,8 @@ def record_policy_change(*, workspace: Workspace, new_values: dict, changed_by: 
         )
 
 
-def _check_domains(domains: list[str]) -> list[str]:
+def normalize_recipient_domains(domains: list[str]) -> list[str]:
+    """Lower-case, without trailing dots, sorted; WorkspaceError names any invalid domain."""
     normalized = sorted({domain.strip().rstrip(".").lower() for domain in domains})
     invalid = [domain for domain in normalized if not _DOMAIN.match(domain)]
     if invalid:
@@ -120,7 +121,8 @@ def _check_domains(domains: list[str]) -> list[str]:
     return normalized
 
 
-def _check_actions(actions: list[str] | None) -> None:
+def check_actions(actions: list[str] | None) -> None:
+    """WorkspaceError naming any action the platform does not know."""
     unknown = sorted(set(actions or []) - set(ACTION_NAMES))
     if unknown:
         raise WorkspaceError(f"unknown actions {unknown}; known are {list(ACTION_NAMES)}")

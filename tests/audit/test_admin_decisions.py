@@ -62,18 +62,25 @@ def test_admin_rejects_pending_actions(admin_client, pending_pair):
     assert queue_length() == 0
 
 
-def test_admin_edit_of_a_workspace_policy_is_audited(admin_client, workspace):
-    response = admin_client.post(
+def edit_workspace(client: Client, workspace, **fields):
+    return client.post(
         f"/admin/orchestrator/workspace/{workspace.pk}/change/",
         {
             "id": workspace.pk,
             "name": workspace.name,
-            "allowed_actions": "task.create",
+            "allowed_actions": "",
             "approval_required": "",
-            "recipient_domains": "acme.com",
+            "recipient_domains": "",
             "created_at_0": "2026-01-01",
             "created_at_1": "00:00:00",
+            **fields,
         },
+    )
+
+
+def test_admin_edit_of_a_workspace_policy_is_audited(admin_client, workspace):
+    response = edit_workspace(
+        admin_client, workspace, allowed_actions="task.create", recipient_domains="Acme.COM."
     )
 
     assert response.status_code == 302, response.context["adminform"].form.errors
@@ -83,3 +90,21 @@ def test_admin_edit_of_a_workspace_policy_is_audited(admin_client, workspace):
         "allowed_actions": {"old": None, "new": ["task.create"]},
         "recipient_domains": {"old": [], "new": ["acme.com"]},
     }
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("recipient_domains", "*.acme.com"),
+        ("approval_required", "sms.send"),
+        ("allowed_actions", "sms.send"),
+    ],
+)
+def test_admin_refuses_an_invalid_policy_and_changes_nothing(admin_client, workspace, field, value):
+    response = edit_workspace(admin_client, workspace, **{field: value})
+
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    workspace.refresh_from_db()
+    assert (workspace.approval_required, workspace.recipient_domains) == ([], [])
+    assert not WorkspacePolicyChange.objects.exists()
