@@ -59,6 +59,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class WorkspaceForm(forms.ModelForm):
     """The same rules as configure_workspace: known actions, valid domains, a safe webhook URL."""
 
+    webhook_url = forms.URLField(required=False, max_length=2000, assume_scheme="https")
+
     class Meta:
         model = Workspace
         fields = [

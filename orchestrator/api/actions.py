@@ -1,13 +1,15 @@
 """The actions API: list a workspace's actions, approve or reject those awaiting a decision."""
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from actions import approvals
 from audit.models import ActionAudit
+from orchestrator.api.base import WorkspaceAPIView
+from orchestrator.api.schema import RATE_LIMIT_HEADERS, errors
 
 MAX_LISTED = 200
 
@@ -45,9 +47,19 @@ class ApproveSerializer(serializers.Serializer):
     arguments_hash = serializers.RegexField(r"^[0-9a-f]{64}\Z")
 
 
-class ActionCollectionView(APIView):
+class ActionListSerializer(serializers.Serializer):
+    actions = ActionReviewSerializer(many=True)
+
+
+class ActionCollectionView(WorkspaceAPIView):
     required_scopes = {"GET": ["actions:approve"]}
 
+    @extend_schema(
+        operation_id="list_actions",
+        summary="List your workspace's proposed actions, newest first (at most 200)",
+        parameters=[ActionListQuerySerializer, *RATE_LIMIT_HEADERS],
+        responses={200: ActionListSerializer, **errors(400)},
+    )
     def get(self, request: Request) -> Response:
         query = ActionListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -57,9 +69,19 @@ class ActionCollectionView(APIView):
         return Response({"actions": ActionReviewSerializer(rows[:MAX_LISTED], many=True).data})
 
 
-class ApproveActionView(APIView):
+class ApproveActionView(WorkspaceAPIView):
     required_scopes = {"POST": ["actions:approve"]}
 
+    @extend_schema(
+        operation_id="approve_action",
+        summary="Approve a pending action, naming the exact arguments you reviewed",
+        description="The action then runs through a worker, at most once. Its arguments must "
+        "still hash to `arguments_hash` (as listed by GET /ai/actions) and the approval must "
+        "not have expired.",
+        request=ApproveSerializer,
+        parameters=RATE_LIMIT_HEADERS,
+        responses={200: ActionReviewSerializer, **errors(400, 404, 409)},
+    )
     def post(self, request: Request, action_id: str) -> Response:
         body = ApproveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -72,9 +94,16 @@ class ApproveActionView(APIView):
         return Response(ActionReviewSerializer(row).data)
 
 
-class RejectActionView(APIView):
+class RejectActionView(WorkspaceAPIView):
     required_scopes = {"POST": ["actions:approve"]}
 
+    @extend_schema(
+        operation_id="reject_action",
+        summary="Reject a pending action: it never runs",
+        request=None,
+        parameters=RATE_LIMIT_HEADERS,
+        responses={200: ActionReviewSerializer, **errors(404, 409)},
+    )
     def post(self, request: Request, action_id: str) -> Response:
         row = approvals.reject_action(
             workspace=request.user.workspace,

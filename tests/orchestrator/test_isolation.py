@@ -8,9 +8,12 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.views import APIView
 
+from audit import services as audit
+from audit.models import ActionAudit
 from orchestrator.api.authentication import ApiKeyAuthentication
 from orchestrator.api.base import WorkspaceAPIView
 from orchestrator.api.permissions import HasRequiredScopes
+from orchestrator.api_keys import SCOPES
 from orchestrator.models import Job
 from tests import factories
 
@@ -20,6 +23,7 @@ pytestmark = pytest.mark.django_db
 PUBLIC = {
     "health": "liveness probe",
     "ready": "readiness probe",
+    "metrics": "Prometheus scrape: METRICS_TOKEN bearer when set, private network",
     "schema": "the OpenAPI document",
     "docs": "Swagger UI",
 }
@@ -47,12 +51,37 @@ API_CALLS = [
 ]
 
 
-def path_for(route: str, job_id) -> str:
-    return "/" + route.replace("<str:job_id>", str(job_id))
+def objects_of(workspace, *, job_status=Job.Status.QUEUED) -> dict[str, object]:
+    """One object of each kind a route can name, in `workspace`: {placeholder: id}."""
+    job = factories.make_job(workspace, status=job_status)
+    row, _ = audit.record_action(
+        workspace_id=workspace.id,
+        job_id=job.id,
+        call_key="1.0",
+        action="task.create",
+        arguments={"title": "t"},
+        status=ActionAudit.Status.PENDING_APPROVAL,
+    )
+    return {"<str:job_id>": job.id, "<str:action_id>": row.pk}
+
+
+RANDOM_IDS = {"<str:job_id>": uuid.uuid4(), "<str:action_id>": 2**40}
+
+
+def path_for(route: str, ids: dict[str, object]) -> str:
+    path = route
+    for placeholder, value in ids.items():
+        path = path.replace(placeholder, str(value))
+    assert "<" not in path, f"no test object for {route}: add one to objects_of()"
+    return "/" + path
+
+
+# Well-formed for every POST that names an object, so only the object's workspace can decide.
+POST_BODY = {"arguments_hash": "0" * 64}
 
 
 def call(client, method: str, path: str):
-    return getattr(client, method)(path, {} if method == "get" else None, format="json")
+    return getattr(client, method)(path, {} if method == "get" else POST_BODY, format="json")
 
 
 def test_every_route_is_public_by_declaration_or_a_scoped_workspace_api_view():
@@ -74,8 +103,7 @@ def test_every_route_is_public_by_declaration_or_a_scoped_workspace_api_view():
 
 @pytest.mark.parametrize(("route", "method"), API_CALLS)
 def test_every_api_call_needs_a_key_and_its_scope(client_for, workspace, route, method):
-    job = factories.make_job(workspace)
-    path = path_for(route, job.id)
+    path = path_for(route, objects_of(workspace))
     no_scopes = client_for(factories.make_api_key(workspace, scopes=[]))
 
     assert call(client_for(None), method, path).status_code == 401
@@ -84,18 +112,22 @@ def test_every_api_call_needs_a_key_and_its_scope(client_for, workspace, route, 
 
 @pytest.mark.parametrize(("route", "method"), [c for c in API_CALLS if "<" in c[0]])
 @pytest.mark.parametrize("status", [s for s, _ in Job.Status.choices])
-def test_another_workspaces_job_is_the_same_404_as_a_random_id(
-    api_client, other_workspace, route, method, status
+def test_another_workspaces_object_is_the_same_404_as_a_random_id(
+    client_for, workspace, other_workspace, route, method, status
 ):
-    theirs = factories.make_job(other_workspace, status=status)
-    before = Job.objects.filter(pk=theirs.pk).values().get()
+    # A key holding every scope, so that only the workspace can stand in the way.
+    client = client_for(factories.make_api_key(workspace, scopes=list(SCOPES)))
+    theirs = objects_of(other_workspace, job_status=status)
+    jobs_before = list(Job.objects.values())
+    actions_before = list(ActionAudit.objects.values())
 
-    response = call(api_client, method, path_for(route, theirs.id))
-    random = call(api_client, method, path_for(route, uuid.uuid4()))
+    response = call(client, method, path_for(route, theirs))
+    random = call(client, method, path_for(route, RANDOM_IDS))
 
     assert (response.status_code, response.json()) == (404, random.json())
     assert random.status_code == 404
-    assert Job.objects.filter(pk=theirs.pk).values().get() == before
+    assert list(Job.objects.values()) == jobs_before
+    assert list(ActionAudit.objects.values()) == actions_before
 
 
 def test_listing_and_submitting_never_reveal_another_workspaces_jobs(
@@ -120,9 +152,11 @@ def test_listing_and_submitting_never_reveal_another_workspaces_jobs(
 @pytest.mark.parametrize("route", sorted({route for route, _ in API_CALLS}))
 @pytest.mark.parametrize("param", ["api_key", "token", "x"])
 def test_a_key_in_the_query_string_is_refused_even_with_a_good_header(
-    api_client, api_key, workspace, route, param
+    client_for, workspace, route, param
 ):
-    path = path_for(route, factories.make_job(workspace).id)
+    api_key = factories.make_api_key(workspace, scopes=list(SCOPES))
+    api_client = client_for(api_key)
+    path = path_for(route, objects_of(workspace))
 
     response = api_client.get(path, {param: api_key})
 

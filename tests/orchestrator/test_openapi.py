@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from orchestrator.api_keys import SCOPES
 from orchestrator.models import Job
 from tests import factories
 from tests.helpers import submit
@@ -18,6 +19,9 @@ OPERATIONS = {
     ("/ai/jobs", "post"): ["jobs:write"],
     ("/ai/jobs/{job_id}", "get"): ["jobs:read"],
     ("/ai/jobs/{job_id}/cancel", "post"): ["jobs:write"],
+    ("/ai/actions", "get"): ["actions:approve"],
+    ("/ai/actions/{action_id}/approve", "post"): ["actions:approve"],
+    ("/ai/actions/{action_id}/reject", "post"): ["actions:approve"],
 }
 
 
@@ -59,7 +63,7 @@ def test_swagger_ui_is_served_without_any_cdn(client):
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(workspace, tmp_path):
     workspace.rate_limit_per_minute = 0  # thousands of generated requests, none throttled
     workspace.save()
-    key = factories.make_api_key(workspace, scopes=["jobs:read", "jobs:write"])
+    key = factories.make_api_key(workspace, scopes=list(SCOPES))
     factories.make_job(workspace)
     web, base_url = start_web()
     try:
