@@ -5,11 +5,11 @@ its stored plan instead of asking the model again.
 """
 
 import logging
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import F
 from django.utils import timezone
 
 from actions.policy import WorkspacePolicy
@@ -48,17 +48,25 @@ def execute_job(*, job_id: str) -> None:
 
 
 def _claim(job_id: str) -> Job | None:
-    # The conditional UPDATE is the lock: of two deliveries of one message, one claims.
+    """Take a queued job for this worker, or None when another delivery already did."""
+    try:
+        pk = uuid.UUID(job_id)
+    except ValueError:
+        return None
+    # The conditional UPDATE is the lock: of two deliveries of one message, one claims. One
+    # round trip: RETURNING gives the claimed row (Django's update() cannot).
     now = timezone.now()
-    claimed = Job.objects.filter(pk=job_id, status=Status.QUEUED).update(
-        status=Status.RUNNING,
-        attempts=F("attempts") + 1,
-        started_at=now,
-        lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+    lease = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    claimed = list(
+        Job.objects.raw(
+            f"UPDATE {Job._meta.db_table} SET status = %s, attempts = attempts + 1, "  # noqa: S608
+            "started_at = %s, lease_expires_at = %s WHERE id = %s AND status = %s RETURNING *",
+            [Status.RUNNING, now, lease, pk, Status.QUEUED],
+        )
     )
     if not claimed:
         return None
-    job = Job.objects.select_related("workspace").get(pk=job_id)
+    job = claimed[0]
     metrics.observe("ai_job_queue_wait_seconds", (now - job.enqueued_at).total_seconds())
     return job
 
@@ -73,11 +81,6 @@ def _converse(job: Job) -> None:
             if not _save_progress(job):
                 return
             continue
-        last = job.transcript[-1] if job.transcript else None
-        if last is not None and last["role"] == "assistant" and not last.get("tool_calls"):
-            _finish(job, Status.SUCCEEDED, output_text=last.get("content") or "")
-            return
-
         # A worker thread must not hold a database connection through seconds of waiting.
         connections.close_all()
         reply = model_client.complete_chat(
@@ -87,12 +90,16 @@ def _converse(job: Job) -> None:
             max_tokens=job.max_output_tokens,
         )
         _record_reply(job, reply)
-        if reply.tool_calls:
-            limit = _limit_breached(job)
-            if limit:
-                _refuse_calls(job, _unanswered_calls(job), reason="limit_exceeded")
-                _finish(job, Status.FAILED, error_code="limit_exceeded", error_message=limit)
-                return
+        if not reply.tool_calls:
+            # The final answer: one UPDATE stores the reply and finishes the job.
+            _finish(job, Status.SUCCEEDED, output_text=reply.text)
+            return
+        limit = _limit_breached(job)
+        if limit:
+            _refuse_calls(job, _unanswered_calls(job), reason="limit_exceeded")
+            _finish(job, Status.FAILED, error_code="limit_exceeded", error_message=limit)
+            return
+        # The plan is stored before any of its calls runs.
         if not _save_progress(job):
             return
 
