@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models.fields.json import KeyTransform
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
@@ -15,6 +16,7 @@ from actions.names import ACTION_NAMES
 from audit import services
 from audit.export import stream_csv
 from audit.models import ActionAudit
+from audit.report import BadPeriod, build_report, parse_period, render_text
 from orchestrator.admin import ReadOnlyAdmin, pretty_json
 
 # Beyond this many matches the list says "10000+" instead of counting a million rows.
@@ -134,7 +136,31 @@ class ActionAuditAdmin(ReadOnlyAdmin):
 
     def get_urls(self):
         export = self.admin_site.admin_view(self.export_csv_view)
-        return [path("export/", export, name="audit_actionaudit_export")] + super().get_urls()
+        report = self.admin_site.admin_view(self.report_view)
+        return [
+            path("export/", export, name="audit_actionaudit_export"),
+            path("report/", report, name="audit_actionaudit_report"),
+            *super().get_urls(),
+        ]
+
+    def report_view(self, request):
+        """The text of `manage.py audit_report --since <period>`, for auditors in the admin."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        since = request.GET.get("since", "7d")
+        try:
+            text = render_text(build_report(period=parse_period(since)))
+        except BadPeriod as exc:
+            text = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Audit report",
+            "since": since,
+            "periods": ["24h", "7d", "30d"],
+            "report_text": text,
+        }
+        return TemplateResponse(request, "admin/audit/actionaudit/report.html", context)
 
     def export_csv_view(self, request):
         """The list as filtered and searched on screen, streamed as CSV, formulas neutralised."""

@@ -18,7 +18,7 @@ from orchestrator.exceptions import (
     IdempotencyKeyReused,
     OrchestratorError,
 )
-from orchestrator.models import Job, Workspace
+from orchestrator.models import ApiKey, Job, Workspace
 from orchestrator.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ def submit_job(
     workspace: Workspace,
     client_request_id: str,
     messages: list[dict],
+    api_key: ApiKey | None = None,
     actions: list[str] | None = None,
     model: str | None = None,
     max_output_tokens: int | None = None,
@@ -85,6 +86,7 @@ def submit_job(
             job = Job.objects.create(
                 id=job_id,
                 workspace=workspace,
+                api_key=api_key,
                 client_request_id=client_request_id,
                 request_fingerprint=fingerprint,
                 messages=messages,

@@ -20,7 +20,9 @@ class JobCollectionView(APIView):
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         submission = services.submit_job(
-            workspace=request.user.workspace, **serializer.validated_data
+            workspace=request.user.workspace,
+            api_key=request.user.api_key,
+            **serializer.validated_data,
         )
         job = submission.job
         headers = {"Location": f"/ai/jobs/{job.id}"}
