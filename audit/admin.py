@@ -3,7 +3,7 @@
 import uuid
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models.fields.json import KeyTransform
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
@@ -89,7 +89,11 @@ class ActionAuditAdmin(ReadOnlyAdmin):
         )
 
     def get_object(self, request, object_id, from_field=None):
-        return ActionAudit.objects.select_related("workspace", "job").filter(pk=object_id).first()
+        # The detail page shows arguments and result, which the list defers.
+        try:
+            return ActionAudit.objects.select_related("workspace", "job").get(pk=object_id)
+        except (ActionAudit.DoesNotExist, ValidationError, ValueError):
+            return None
 
     def get_search_results(self, request, queryset, search_term):
         """Exactly one indexed lookup per kind of term; never a scan with LIKE."""

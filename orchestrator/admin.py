@@ -9,6 +9,7 @@ from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
+from actions.names import ACTION_NAMES
 from audit.models import ActionAudit
 from orchestrator.api_keys import SCOPES, issue_api_key, revoke_api_key
 from orchestrator.models import ApiKey, Job, Workspace
@@ -34,13 +35,30 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class WorkspaceForm(forms.ModelForm):
+    class Meta:
+        model = Workspace
+        fields = ["id", "name", "allowed_actions"]
+
+    def clean_allowed_actions(self):
+        actions = self.cleaned_data["allowed_actions"]
+        unknown = sorted(set(actions or []) - set(ACTION_NAMES))
+        if unknown:
+            raise forms.ValidationError(f"unknown actions {unknown}; known: {list(ACTION_NAMES)}")
+        return actions
+
+
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
+    form = WorkspaceForm
     list_display = ["id", "name", "allowed_actions", "created_at"]
     search_fields = ["id", "name"]
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # its jobs and audit rows are history; they protect it anyway
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["id", "created_at"] if obj is not None else []  # a new id would copy the row
 
 
 class ApiKeyCreationForm(forms.ModelForm):
