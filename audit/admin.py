@@ -26,9 +26,16 @@ COUNT_LIMIT = 10_000
 class CappedCountPaginator(Paginator):
     """Counts at most COUNT_LIMIT + 1 rows, so the page of a huge table costs no full count."""
 
+    limit = COUNT_LIMIT
+
     @cached_property
     def count(self) -> int:
-        return self.object_list.order_by()[: COUNT_LIMIT + 1].count()
+        return self.object_list.order_by()[: self.limit + 1].count()
+
+    @property
+    def capped(self) -> bool:
+        """True when there are more matches than were counted."""
+        return self.count > self.limit
 
 
 class ActionFilter(admin.SimpleListFilter):

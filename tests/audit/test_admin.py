@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from audit.admin import COUNT_LIMIT
 from audit.export import neutralise
 from audit.models import ActionAudit
 from audit.templatetags.audit_admin import distinct_periods
@@ -210,3 +211,15 @@ def test_date_hierarchy_drills_down_to_the_days_with_rows(admin_client, workspac
 def test_an_unknown_row_is_not_found(admin_client):
     assert admin_client.get(f"{LIST}999999/change/").status_code == 302  # "doesn't exist" notice
     assert admin_client.get(f"{LIST}not-a-number/change/").status_code == 302
+
+
+def test_a_count_beyond_the_limit_says_more_than(admin_client, workspace):
+    job = factories.make_job(workspace)
+    fields = {"workspace": workspace, "job": job, "action": "task.create", "status": "executed"}
+    ActionAudit.objects.bulk_create(
+        ActionAudit(call_key=str(i), **fields) for i in range(COUNT_LIMIT)
+    )
+    assert f"{COUNT_LIMIT} action audits" in admin_client.get(LIST).content.decode()
+    factories.make_audit(job)
+    page = admin_client.get(LIST).content.decode()
+    assert f"more than {COUNT_LIMIT} action audits" in page
