@@ -19,7 +19,7 @@ from audit.models import ActionAudit
 from audit.report import BadPeriod, build_report, parse_period, render_text
 from orchestrator.admin import ReadOnlyAdmin, pretty_json
 
-# Beyond this many matches the list says "10000+" instead of counting a million rows.
+# Beyond this many matches the list says "more than 10000" instead of counting a million rows.
 COUNT_LIMIT = 10_000
 
 
@@ -52,6 +52,8 @@ class ActionFilter(admin.SimpleListFilter):
 
 
 class ReasonFilter(admin.SimpleListFilter):
+    """The reasons present in the trail, found by index hops (see distinct_reasons)."""
+
     title = "reason"
     parameter_name = "reason"
 
