@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from actions.names import ACTION_NAMES
 from audit import services
 from audit.export import stream_csv
-from audit.models import ActionAudit
+from audit.models import ActionAudit, AuditArchive
 from audit.report import BadPeriod, build_report, parse_period, render_text
 from orchestrator.admin import ReadOnlyAdmin, pretty_json
 
@@ -187,3 +187,11 @@ class ActionAuditAdmin(ReadOnlyAdmin):
         response = StreamingHttpResponse(stream_csv(rows), content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="action_audit.csv"'
         return response
+
+
+@admin.register(AuditArchive)
+class AuditArchiveAdmin(ReadOnlyAdmin):
+    """The files archive_audit wrote; pending ones (no completed_at) wait for a rerun."""
+
+    list_display = ["file", "directory", "rows", "first_id", "last_id", "cutoff", "completed_at"]
+    ordering = ["-written_at"]
