@@ -3,10 +3,11 @@
 import uuid
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models.fields.json import KeyTransform
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
@@ -15,20 +16,28 @@ from actions import approvals
 from actions.names import ACTION_NAMES
 from audit import services
 from audit.export import stream_csv
-from audit.models import ActionAudit
+from audit.models import ActionAudit, AuditArchive
+from audit.report import BadPeriod, build_report, parse_period, render_text
 from orchestrator.admin import ReadOnlyAdmin, pretty_json
 from orchestrator.exceptions import OrchestratorError
 
-# Beyond this many matches the list says "10000+" instead of counting a million rows.
+# Beyond this many matches the list says "more than 10000" instead of counting a million rows.
 COUNT_LIMIT = 10_000
 
 
 class CappedCountPaginator(Paginator):
     """Counts at most COUNT_LIMIT + 1 rows, so the page of a huge table costs no full count."""
 
+    limit = COUNT_LIMIT
+
     @cached_property
     def count(self) -> int:
-        return self.object_list.order_by()[: COUNT_LIMIT + 1].count()
+        return self.object_list.order_by()[: self.limit + 1].count()
+
+    @property
+    def capped(self) -> bool:
+        """True when there are more matches than were counted."""
+        return self.count > self.limit
 
 
 class ActionFilter(admin.SimpleListFilter):
@@ -45,6 +54,8 @@ class ActionFilter(admin.SimpleListFilter):
 
 
 class ReasonFilter(admin.SimpleListFilter):
+    """The reasons present in the trail, found by index hops (see distinct_reasons)."""
+
     title = "reason"
     parameter_name = "reason"
 
@@ -89,7 +100,11 @@ class ActionAuditAdmin(ReadOnlyAdmin):
         )
 
     def get_object(self, request, object_id, from_field=None):
-        return ActionAudit.objects.select_related("workspace", "job").filter(pk=object_id).first()
+        # The detail page shows arguments and result, which the list defers.
+        try:
+            return ActionAudit.objects.select_related("workspace", "job").get(pk=object_id)
+        except (ActionAudit.DoesNotExist, ValidationError, ValueError):
+            return None
 
     def get_search_results(self, request, queryset, search_term):
         """Exactly one indexed lookup per kind of term; never a scan with LIKE."""
@@ -136,7 +151,31 @@ class ActionAuditAdmin(ReadOnlyAdmin):
 
     def get_urls(self):
         export = self.admin_site.admin_view(self.export_csv_view)
-        return [path("export/", export, name="audit_actionaudit_export")] + super().get_urls()
+        report = self.admin_site.admin_view(self.report_view)
+        return [
+            path("export/", export, name="audit_actionaudit_export"),
+            path("report/", report, name="audit_actionaudit_report"),
+            *super().get_urls(),
+        ]
+
+    def report_view(self, request):
+        """The text of `manage.py audit_report --since <period>`, for auditors in the admin."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        since = request.GET.get("since", "7d")
+        try:
+            text = render_text(build_report(period=parse_period(since)))
+        except BadPeriod as exc:
+            text = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Audit report",
+            "since": since,
+            "periods": ["24h", "7d", "30d"],
+            "report_text": text,
+        }
+        return TemplateResponse(request, "admin/audit/actionaudit/report.html", context)
 
     def export_csv_view(self, request):
         """The list as filtered and searched on screen, streamed as CSV, formulas neutralised."""
@@ -189,3 +228,11 @@ class ActionAuditAdmin(ReadOnlyAdmin):
             else:
                 verb = "approved" if approve else "rejected"
                 self.message_user(request, f"action {row.pk} {verb}", messages.SUCCESS)
+
+
+@admin.register(AuditArchive)
+class AuditArchiveAdmin(ReadOnlyAdmin):
+    """The files archive_audit wrote; pending ones (no completed_at) wait for a rerun."""
+
+    list_display = ["file", "directory", "rows", "first_id", "last_id", "cutoff", "completed_at"]
+    ordering = ["-written_at"]

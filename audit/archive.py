@@ -22,7 +22,7 @@ from pathlib import Path
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.models import ActionAudit
+from audit.models import ActionAudit, AuditArchive
 
 FORMAT = "action_audit.jsonl.gz/1"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -69,8 +69,10 @@ def archive_audit(
     report.pending = [path.name for path, _ in _pending(output_dir)]
     if dry_run:
         return report
+    output_dir = output_dir.resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     with _single_archiver():
+        _refuse_if_interrupted_elsewhere(output_dir)
         report.discarded = _discard_unfinished(output_dir)
         for manifest_path, manifest in _pending(output_dir):
             report.resumed += _finish(manifest_path, manifest, batch_size=batch_size)
@@ -140,6 +142,17 @@ def _write(candidates, output_dir: Path, cutoff: datetime, now: datetime, batch_
         "completed_at": None,
     }
     verify_archive(data_path, manifest)
+    # Recorded before the manifest: from here on, a run aimed elsewhere refuses to start.
+    AuditArchive.objects.create(
+        directory=str(output_dir),
+        file=data_path.name,
+        rows=rows,
+        first_id=first,
+        last_id=last,
+        sha256=manifest["sha256"],
+        cutoff=cutoff,
+        written_at=now,
+    )
     manifest_path = output_dir / f"{stem}{MANIFEST_SUFFIX}"
     _write_manifest(manifest_path, manifest)
     return manifest_path, manifest
@@ -161,8 +174,12 @@ def _finish(manifest_path: Path, manifest: dict, *, batch_size: int, verified=Fa
             batch = []
     if batch:
         deleted += _delete(batch, cutoff)
-    manifest["completed_at"] = timezone.now().isoformat()
+    completed_at = timezone.now()
+    manifest["completed_at"] = completed_at.isoformat()
     _write_manifest(manifest_path, manifest)
+    AuditArchive.objects.filter(directory=str(manifest_path.parent), file=data_path.name).update(
+        completed_at=completed_at
+    )
     return deleted
 
 
@@ -192,7 +209,22 @@ def _discard_unfinished(output_dir: Path) -> list[str]:
             discarded.append(data_path.name)
     for temp in output_dir.glob(f"*{MANIFEST_SUFFIX}.tmp"):
         temp.unlink()
+    # Recorded, but the run stopped before its manifest: none of its rows was deleted.
+    for record in AuditArchive.objects.filter(directory=str(output_dir), completed_at=None):
+        if not (output_dir / record.file.replace(DATA_SUFFIX, MANIFEST_SUFFIX)).exists():
+            record.delete()
     return discarded
+
+
+def _refuse_if_interrupted_elsewhere(output_dir: Path) -> None:
+    elsewhere = (
+        AuditArchive.objects.filter(completed_at=None).exclude(directory=str(output_dir)).first()
+    )
+    if elsewhere is not None:
+        raise ArchiveError(
+            f"an interrupted archive ({elsewhere.file}) waits in {elsewhere.directory}: rerun "
+            f"with --output-dir {elsewhere.directory} first, or its rows would be archived twice"
+        )
 
 
 def _json_value(value):

@@ -86,3 +86,28 @@ class ActionAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.status} ({self.job_id}/{self.call_key})"
+
+
+class AuditArchive(models.Model):
+    """One archive file written by archive_audit; pending until its rows are deleted.
+
+    Recorded before the manifest, so a run aimed at another directory finds an interrupted
+    archive and refuses to write the same rows a second time."""
+
+    directory = models.CharField(max_length=1000)
+    file = models.CharField(max_length=200)
+    rows = models.PositiveIntegerField()
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    cutoff = models.DateTimeField()
+    written_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["directory", "file"], name="audit_archive_unique_file")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.directory}/{self.file}"

@@ -117,6 +117,9 @@ class WorkspaceAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # its jobs and audit rows are history; they protect it anyway
 
+    def get_readonly_fields(self, request, obj=None):
+        return ["id", "created_at"] if obj is not None else []  # a new id would copy the row
+
     def save_model(self, request, obj, form, change) -> None:
         # Every policy change is audited, whether made here or by configure_workspace.
         if change:

@@ -109,6 +109,11 @@ class Job(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="jobs")
+    # The key that submitted the job (none for jobs made by other means): the audit report
+    # names the busiest keys.
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
     client_request_id = models.CharField(max_length=128)
     request_fingerprint = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)

@@ -19,7 +19,7 @@ from orchestrator.exceptions import (
     OrchestratorError,
     RateLimited,
 )
-from orchestrator.models import Job, Workspace
+from orchestrator.models import ApiKey, Job, Workspace
 from orchestrator.rate_limits import RateLimit, hit_workspace_limit
 from orchestrator.redis_client import get_redis
 from orchestrator.webhooks import WebhookUrlRefused, check_webhook_url, record_job_event
@@ -50,6 +50,7 @@ def submit_job(
     workspace: Workspace,
     client_request_id: str,
     messages: list[dict],
+    api_key: ApiKey | None = None,
     actions: list[str] | None = None,
     model: str | None = None,
     max_output_tokens: int | None = None,
@@ -98,6 +99,7 @@ def submit_job(
             job = Job.objects.create(
                 id=job_id,
                 workspace=workspace,
+                api_key=api_key,
                 client_request_id=client_request_id,
                 request_fingerprint=fingerprint,
                 messages=messages,

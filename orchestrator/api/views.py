@@ -67,7 +67,9 @@ class JobCollectionView(WorkspaceAPIView):
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         submission = services.submit_job(
-            workspace=request.user.workspace, **serializer.validated_data
+            workspace=request.user.workspace,
+            api_key=request.user.api_key,
+            **serializer.validated_data,
         )
         remember_rate_limit(request, submission.rate_limit)
         job = submission.job

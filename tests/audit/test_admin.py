@@ -10,8 +10,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from audit.admin import COUNT_LIMIT
 from audit.export import neutralise
 from audit.models import ActionAudit
+from audit.templatetags.audit_admin import distinct_periods
 from tests import factories
 
 Status = ActionAudit.Status
@@ -180,3 +182,44 @@ def test_list_queries_stay_constant_as_rows_grow(
     add_rows(40)
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert admin_client.get(LIST + query).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["year", "month", "day"])
+def test_date_hierarchy_periods_match_djangos_distinct(workspace, kind):
+    job = factories.make_job(workspace)
+    now = timezone.now()
+    for days in (0, 0, 1, 3, 31, 32, 200, 400, 401):
+        factories.make_audit(job, created_at=now - timedelta(days=days, minutes=days))
+    queryset = ActionAudit.objects.all()
+
+    periods = distinct_periods(queryset, field="created_at", kind=kind)
+
+    assert periods == list(queryset.datetimes("created_at", kind))
+    assert len(periods) > 1  # the rows span several periods of every kind
+
+
+def test_date_hierarchy_drills_down_to_the_days_with_rows(admin_client, workspace):
+    job = factories.make_job(workspace)
+    row = factories.make_audit(job)
+    day = row.created_at
+    page = admin_client.get(
+        f"{LIST}?created_at__year={day.year}&created_at__month={day.month}"
+    ).content.decode()
+    assert f"created_at__day={day.day}" in page
+
+
+def test_an_unknown_row_is_not_found(admin_client):
+    assert admin_client.get(f"{LIST}999999/change/").status_code == 302  # "doesn't exist" notice
+    assert admin_client.get(f"{LIST}not-a-number/change/").status_code == 302
+
+
+def test_a_count_beyond_the_limit_says_more_than(admin_client, workspace):
+    job = factories.make_job(workspace)
+    fields = {"workspace": workspace, "job": job, "action": "task.create", "status": "executed"}
+    ActionAudit.objects.bulk_create(
+        ActionAudit(call_key=str(i), **fields) for i in range(COUNT_LIMIT)
+    )
+    assert f"{COUNT_LIMIT} action audits" in admin_client.get(LIST).content.decode()
+    factories.make_audit(job)
+    page = admin_client.get(LIST).content.decode()
+    assert f"more than {COUNT_LIMIT} action audits" in page

@@ -6,10 +6,12 @@ import io
 import shutil
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from django.contrib.auth.models import User
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
+from django.utils import timezone
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -69,6 +71,10 @@ class AuditorInABrowserTests(StaticLiveServerTestCase):
         )
         self.sent = factories.make_audit(job_a)
         self.other = factories.make_audit(job_b, status="denied", reason="action_not_allowed")
+        self.denied_task = factories.make_audit(job_a, action="task.create", status="denied")
+        self.denied_long_ago = factories.make_audit(
+            job_a, status="denied", created_at=timezone.now() - timedelta(days=10)
+        )
 
     def log_in(self, username: str) -> None:
         self.browser.get(f"{self.live_server_url}/admin/login/")
@@ -101,11 +107,16 @@ class AuditorInABrowserTests(StaticLiveServerTestCase):
         User.objects.create_superuser("auditor", "auditor@example.com", PASSWORD)
         self.log_in("auditor")
         self.browser.get(f"{self.live_server_url}/admin/audit/actionaudit/")
-        assert self.listed_ids() == {self.denied.pk, self.sent.pk, self.other.pk}
+        assert len(self.listed_ids()) == 5
 
+        # Every gmail.send denied last week in ws-a.
         self.click_filter("status__exact=denied")
-        assert self.listed_ids() == {self.denied.pk, self.other.pk}
+        assert self.denied.pk in self.listed_ids() and self.other.pk in self.listed_ids()
         self.click_filter("workspace__id__exact=ws-a")
+        assert self.other.pk not in self.listed_ids()
+        self.click_filter("action=gmail.send")
+        assert self.listed_ids() == {self.denied.pk, self.denied_long_ago.pk}
+        self.click_and_wait(self.browser.find_element(By.LINK_TEXT, "Past 7 days"))
         assert self.listed_ids() == {self.denied.pk}
         self.no_controls_that_change()
 

@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.models import ActionAudit
+from audit.models import ActionAudit, AuditArchive
 from tests import factories, processes
 from tests.processes import Process, process_env, wait_until
 
@@ -261,3 +261,23 @@ def test_the_documented_restore_loads_an_archive_back_for_an_investigation(rows,
     assert restored == [
         (r.pk, r.arguments, r.created_at) for r in sorted(rows["old"], key=lambda r: r.pk)
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupted_archive_must_be_finished_in_its_own_directory(rows, tmp_path):
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    crash_archiver_before_its_delete(first_dir)
+
+    with pytest.raises(CommandError, match=f"--output-dir {first_dir}"):
+        archive(second_dir)
+    assert archived_rows(second_dir) == []
+
+    archive(first_dir)
+    assert "archived 0 rows" in archive(second_dir)
+    assert sorted(r["id"] for r in archived_rows(first_dir)) == sorted(r.pk for r in rows["old"])
+    record = AuditArchive.objects.get()
+    assert (record.rows, record.directory, record.completed_at is not None) == (
+        5,
+        str(first_dir.resolve()),
+        True,
+    )

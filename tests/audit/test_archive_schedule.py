@@ -27,6 +27,26 @@ def beat_schedule(**variables: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+_DEFAULTS_PROBE = """
+import json, django
+django.setup()
+from django.conf import settings as s
+names = ["AUDIT_RETENTION_DAYS", "AUDIT_ARCHIVE_BATCH_SIZE", "AUDIT_ARCHIVE_HOUR_UTC"]
+print(json.dumps({**{n: getattr(s, n) for n in names}, "DIR": str(s.AUDIT_ARCHIVE_DIR)}))
+"""
+
+
+def test_archive_settings_default_to_the_runbook_90_days():
+    result = start([sys.executable, "-c", _DEFAULTS_PROBE], DEBUG="true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "AUDIT_RETENTION_DAYS": 90,
+        "AUDIT_ARCHIVE_BATCH_SIZE": 1000,
+        "AUDIT_ARCHIVE_HOUR_UTC": 3,
+        "DIR": "None",
+    }
+
+
 def test_beat_archives_daily_only_when_a_directory_is_set(tmp_path):
     assert "archive-audit" not in beat_schedule()
     assert beat_schedule(AUDIT_ARCHIVE_DIR=str(tmp_path))["archive-audit"] == (

@@ -1,10 +1,12 @@
 """The database itself refuses to rewrite or delete audit history (raw SQL, no ORM in the way)."""
 
+import subprocess
+
 import pytest
 from django.db import ProgrammingError, connection, transaction
 
 from audit.models import ActionAudit
-from tests import factories
+from tests import factories, processes
 
 Status = ActionAudit.Status
 pytestmark = pytest.mark.django_db
@@ -101,3 +103,25 @@ def test_archiving_setting_ends_with_its_transaction(job):
     with pytest.raises(ProgrammingError, match="cannot be deleted"):
         run_sql("DELETE FROM action_audit WHERE id = %s", [row.pk])
     assert ActionAudit.objects.filter(pk=row.pk).exists()
+
+
+def test_an_approved_row_goes_through_executing_to_its_outcome(job):
+    row = factories.make_audit(job, status=Status.PENDING_APPROVAL)
+    run_sql("UPDATE action_audit SET status = 'executing' WHERE id = %s", [row.pk])
+    run_sql("UPDATE action_audit SET status = 'failed', reason = 'x' WHERE id = %s", [row.pk])
+    assert status_of(row.pk) == Status.FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pg_dump_of_the_table_keeps_working(job):
+    row = factories.make_audit(job, call_key="7.7")
+    dump = subprocess.run(
+        ["pg_dump", "-t", "action_audit", processes.test_database_url()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "COPY public.action_audit" in dump
+    assert f"{row.pk}\t" in dump and "\t7.7\t" in dump
+    assert "CREATE TRIGGER action_audit_guard" in dump

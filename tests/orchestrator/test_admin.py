@@ -103,3 +103,20 @@ def test_createsuperuser_runs_without_prompts_from_the_environment(monkeypatch):
     user = User.objects.get(username="auditor")
     assert user.is_staff and user.is_superuser
     assert user.check_password("a-long-enough-password-1")
+
+
+def test_workspace_admin_refuses_unknown_actions(admin_client, workspace):
+    url = f"/admin/orchestrator/workspace/{workspace.pk}/change/"
+    refused = admin_client.post(
+        url, {"id": workspace.pk, "name": "A", "allowed_actions": "sms.send"}
+    )
+    assert refused.status_code == 200 and "unknown actions" in refused.content.decode()
+    workspace.refresh_from_db()
+    assert workspace.allowed_actions is None
+    # Positive control: a known action is saved.
+    saved = admin_client.post(
+        url, {"id": workspace.pk, "name": "A", "allowed_actions": "task.create"}
+    )
+    assert saved.status_code == 302
+    workspace.refresh_from_db()
+    assert workspace.allowed_actions == ["task.create"]

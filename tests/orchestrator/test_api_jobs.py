@@ -371,3 +371,14 @@ def test_unknown_url_and_wrong_method_answer_in_the_error_format(
     response = getattr(api_client, method)(path)
 
     assert_error(response, status, code)
+
+
+@pytest.mark.django_db
+def test_a_job_remembers_the_key_that_submitted_it(client_for, workspace):
+    first, second = factories.make_api_key(workspace), factories.make_api_key(workspace)
+
+    submit(client_for(first), **VALID_BODY)
+    submit(client_for(second), **{**VALID_BODY, "client_request_id": "req-2"})
+
+    prefixes = dict(Job.objects.values_list("client_request_id", "api_key__prefix"))
+    assert prefixes == {CRID: first.split("_")[1], "req-2": second.split("_")[1]}
