@@ -178,9 +178,10 @@ def _run_calls(job: Job, pending: list[tuple[str, dict]]) -> None:
     # Re-read: the workspace's policy may have changed since the job was submitted.
     workspace = WorkspacePolicy.of(Workspace.objects.get(pk=job.workspace_id))
     for proposal in _proposals(job, pending):
-        # A job cancelled since the last step runs no further action; the save that follows
-        # finds it no longer running and stops the conversation.
-        if not Job.objects.filter(pk=job.pk, status=Status.RUNNING).exists():
+        # One round trip both ways: a job cancelled since the last step runs no further action
+        # (the save that follows finds it no longer running and stops the conversation), and a
+        # job still ours renews its lease, so slow sends never let the sweeper hand it away.
+        if not _renew_lease(job):
             return
         outcome = run_proposed_action(
             proposal, job_actions=job.allowed_actions, workspace=workspace
@@ -198,6 +199,15 @@ def _refuse_calls(job: Job, calls: list[tuple[str, dict]], *, reason: str) -> No
     # Every proposal leaves an audit row, including those the job's limits stop.
     for proposal in _proposals(job, calls):
         refuse_proposed_action(proposal, reason=reason)
+
+
+def _renew_lease(job: Job) -> bool:
+    """Extend the job's lease; False if it is no longer running (cancelled or handed back)."""
+    return bool(
+        Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(
+            lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+        )
+    )
 
 
 def _save_progress(job: Job) -> bool:
