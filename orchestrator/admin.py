@@ -1,9 +1,13 @@
 """Read-mostly admin for workspaces, keys and jobs (the full audit review is its own issue)."""
 
 from django.contrib import admin
+from django.db import models
 
 from orchestrator.models import ApiKey, Job, WebhookAttempt, WebhookDelivery, Workspace
 from orchestrator.webhooks import redeliver_webhook
+
+# Webhook URLs are https: a URL typed without a scheme gets https, not Django 5's http.
+HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -23,6 +27,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class WorkspaceAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "allowed_actions", "rate_limit_per_minute", "created_at"]
     exclude = ["webhook_secret"]  # shown once, by configure_workspace --rotate-webhook-secret
+    formfield_overrides = HTTPS_URLS
     search_fields = ["id", "name"]
 
 
@@ -65,6 +70,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     exclude = ["payload"]
     readonly_fields = ["payload_json"]
     inlines = [WebhookAttemptInline]
+    formfield_overrides = HTTPS_URLS
     actions = ["redeliver"]
 
     @admin.display(description="payload")

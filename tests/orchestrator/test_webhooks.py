@@ -3,6 +3,7 @@ gaps, every attempt recorded; URLs the SSRF guard refuses never get a job."""
 
 import itertools
 import json
+import re
 
 import pytest
 from django.contrib.auth.models import User
@@ -158,6 +159,11 @@ def test_admin_redeliver_posts_the_same_event_again(
     second = receiver.wait_for(2)[1]
     assert second.headers["webhook-id"] == str(delivery.id)
     wait_until(lambda: delivery_for(job.id).tries.count() == 2, timeout=10)
+    # Every attempt is visible on the delivery's admin page.
+    page = client.get(f"/admin/orchestrator/webhookdelivery/{delivery.id}/change/")
+    assert page.status_code == 200
+    cells = re.findall(r'class="field-status_code">\s*(?:<p>)?(\d+)', page.content.decode())
+    assert cells == ["200", "200"], cells
 
 
 # --- The SSRF guard at submission ---------------------------------------------------------------
