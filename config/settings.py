@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from actions.names import ACTION_NAMES
 from orchestrator import redis_keys
@@ -270,6 +271,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_connections": REDIS_MAX_CONNECTIONS,
 }
 CELERY_TASK_DEFAULT_QUEUE = redis_keys.JOB_QUEUE
+# Declared queues are the ones a worker consumes by default: jobs and webhook deliveries.
+CELERY_TASK_QUEUES = (Queue(redis_keys.JOB_QUEUE), Queue(redis_keys.WEBHOOK_QUEUE))
+CELERY_TASK_ROUTES = {"orchestrator.tasks.deliver_webhook": {"queue": redis_keys.WEBHOOK_QUEUE}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from orchestrator import webhooks
+from orchestrator import redis_keys, webhooks
 from orchestrator.models import Job, WebhookDelivery
 from orchestrator.webhooks import generate_webhook_secret
 from tests import factories
@@ -229,3 +229,32 @@ UNSPECIFIED = ".".join(["0"] * 4)  # 0.0.0.0, spelt so the linter knows it is no
 )
 def test_guard_tells_public_from_internal_addresses(address, public):
     assert webhooks._is_public(address) is public
+
+
+def test_job_failed_by_the_sweeper_records_its_event_and_publishes_its_delivery(
+    workspace, secret, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from orchestrator import services
+    from tests.helpers import queue_length
+
+    workspace.webhook_url = "https://hooks.example.com/jobs"  # never called: no worker runs
+    workspace.save()
+    job = factories.make_job(
+        workspace,
+        status=Job.Status.RUNNING,
+        attempts=settings.JOB_MAX_ATTEMPTS,
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+
+    services.requeue_stale_jobs()
+
+    delivery = delivery_for(job.id)
+    assert (delivery.event_type, delivery.payload["status"]) == ("job.failed", "failed")
+    assert delivery.url == "https://hooks.example.com/jobs"
+    # The delivery's message, after the sweeper's commit, in the webhooks' own queue.
+    assert queue_length(redis_keys.WEBHOOK_QUEUE) == 1
+    assert queue_length() == 0
