@@ -205,6 +205,10 @@ WEBHOOK_ALLOW_PRIVATE_NETWORKS = _bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
 WEBHOOK_TIMEOUT_SECONDS = _float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
 WEBHOOK_RETRY_FOR_SECONDS = _int("WEBHOOK_RETRY_FOR_SECONDS", 86400, minimum=1, maximum=7 * 86400)
 WEBHOOK_RETRY_BACKOFF_SECONDS = _int("WEBHOOK_RETRY_BACKOFF_SECONDS", 10, minimum=1, maximum=1800)
+# Certificate authorities trusted for https receivers; unset: the public ones (certifi).
+WEBHOOK_CA_FILE = _str("WEBHOOK_CA_FILE")
+if WEBHOOK_CA_FILE and not Path(WEBHOOK_CA_FILE).is_file():
+    raise ImproperlyConfigured(f"WEBHOOK_CA_FILE must name a file, got {WEBHOOK_CA_FILE!r}")
 
 # --- Actions ----------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+import trustme
 from django.contrib.auth.models import User
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -258,3 +259,48 @@ def test_job_failed_by_the_sweeper_records_its_event_and_publishes_its_delivery(
     # The delivery's message, after the sweeper's commit, in the webhooks' own queue.
     assert queue_length(redis_keys.WEBHOOK_QUEUE) == 1
     assert queue_length() == 0
+
+
+def test_https_delivery_verifies_the_hosts_certificate_on_the_checked_address(
+    workspace, secret, start_worker_with, tmp_path, settings
+):
+    settings.WEBHOOK_RETRY_FOR_SECONDS = 1  # the window is set where the event is recorded: here
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    receiver = WebhookReceiver(tls_cert=ca.issue_cert("localhost"))
+    start_worker_with(
+        WEBHOOK_CA_FILE=str(ca_file),
+        WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",
+        WEBHOOK_RETRY_FOR_SECONDS="1",
+        WEBHOOK_RETRY_BACKOFF_SECONDS="1",
+    )
+    try:
+        by_name = factories.make_job(
+            workspace, status=Job.Status.SUCCEEDED, webhook_url=f"{receiver.url}/secure"
+        )
+        # The same server by its address, which its certificate does not name: refused.
+        by_address = factories.make_job(
+            workspace,
+            status=Job.Status.SUCCEEDED,
+            webhook_url=f"https://127.0.0.1:{receiver.port}/secure",
+        )
+        webhooks.record_job_event(job_id=by_name.id)
+        webhooks.record_job_event(job_id=by_address.id)
+
+        (received,) = receiver.wait_for(1)
+        wait_until(
+            lambda: WebhookDelivery.objects.filter(job_id=by_address.id, status="failed").exists(),
+            timeout=30,
+        )
+    finally:
+        receiver.stop()
+
+    assert verified(secret, received)["job_id"] == str(by_name.id)
+    # Connected to the checked address, yet TLS and Host name the URL's host.
+    headers = {name.lower(): value for name, value in received.headers.items()}
+    assert headers["host"] == f"localhost:{receiver.port}"
+    assert "localhost" in receiver.server_names
+    assert delivery_for(by_name.id).status == "delivered"
+    assert "certificate" in delivery_for(by_address.id).tries.first().error.lower()
+    assert len(receiver.received) == 1
