@@ -89,12 +89,16 @@ def run(args) -> None:
     medians = {
         name: {
             "req_per_s": statistics.median(r["req_per_s"] for r in rows),
+            "web_cpu_ms_per_request": statistics.median(r["web_cpu_ms_per_request"] for r in rows),
             "redis_commands_per_request": rows[-1]["redis_commands_per_request"],
         }
         for name, rows in results.items()
     }
-    ratio = medians["this tree"]["req_per_s"] / medians["baseline"]["req_per_s"]
-    print(json.dumps({"medians": medians, "ratio_this_vs_baseline": round(ratio, 3)}, indent=2))
+    ratios = {
+        metric: round(medians["this tree"][metric] / medians["baseline"][metric], 3)
+        for metric in ("req_per_s", "web_cpu_ms_per_request")
+    }
+    print(json.dumps({"medians": medians, "ratio_this_vs_baseline": ratios}, indent=2))
 
 
 def run_round(tree: Path, key: str, workspace, args, *, tag: str) -> dict:
@@ -109,14 +113,13 @@ def run_round(tree: Path, key: str, workspace, args, *, tag: str) -> dict:
         [
             str(BIN / "gunicorn"),
             "config.wsgi",
-            "--chdir",
-            str(tree),
             "--workers",
             "2",
             "--bind",
             f"127.0.0.1:{port}",
         ],
         env,
+        cwd=tree,  # gunicorn puts its working directory first on the path: this tree's code
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -124,12 +127,14 @@ def run_round(tree: Path, key: str, workspace, args, *, tag: str) -> dict:
         for index in range(50):  # warm up both processes: imports, pools, the script cache
             post(base_url, key, f"warm-{tag}-{index}")
         redis.config_resetstat()
+        cpu_before = _tree_cpu_seconds(web.popen.pid)
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
             statuses = list(
                 pool.map(lambda i: post(base_url, key, f"b-{tag}-{i}"), range(args.requests))
             )
         elapsed = time.monotonic() - started
+        cpu = _tree_cpu_seconds(web.popen.pid) - cpu_before
         commands = {
             name.removeprefix("cmdstat_"): round(stats["calls"] / args.requests, 2)
             for name, stats in redis.info("commandstats").items()
@@ -140,9 +145,30 @@ def run_round(tree: Path, key: str, workspace, args, *, tag: str) -> dict:
     assert statuses.count(202) == args.requests, sorted(set(statuses))
     return {
         "req_per_s": round(args.requests / elapsed, 1),
+        # CPU of the gunicorn processes: steadier than req/s on a machine shared with others.
+        "web_cpu_ms_per_request": round(cpu * 1000 / args.requests, 2),
         # Includes the broker's publishing of each message, the same in both trees.
         "redis_commands_per_request": commands,
     }
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (gunicorn's workers), from /proc."""
+    total, ticks = 0.0, os.sysconf("SC_CLK_TCK")
+    pids, seen = [pid], set()
+    while pids:
+        current = pids.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        pids += [int(child) for child in children]
+    return total
 
 
 def post(base_url: str, key: str, client_request_id: str) -> int:

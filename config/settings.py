@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from actions.names import ACTION_NAMES
 from orchestrator import redis_keys
@@ -210,6 +211,10 @@ WEBHOOK_ALLOW_PRIVATE_NETWORKS = _bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
 WEBHOOK_TIMEOUT_SECONDS = _float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
 WEBHOOK_RETRY_FOR_SECONDS = _int("WEBHOOK_RETRY_FOR_SECONDS", 86400, minimum=1, maximum=7 * 86400)
 WEBHOOK_RETRY_BACKOFF_SECONDS = _int("WEBHOOK_RETRY_BACKOFF_SECONDS", 10, minimum=1, maximum=1800)
+# Certificate authorities trusted for https receivers; unset: the public ones (certifi).
+WEBHOOK_CA_FILE = _str("WEBHOOK_CA_FILE")
+if WEBHOOK_CA_FILE and not Path(WEBHOOK_CA_FILE).is_file():
+    raise ImproperlyConfigured(f"WEBHOOK_CA_FILE must name a file, got {WEBHOOK_CA_FILE!r}")
 
 # --- Actions ----------------------------------------------------------------------------------
 
@@ -359,6 +364,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_connections": REDIS_MAX_CONNECTIONS,
 }
 CELERY_TASK_DEFAULT_QUEUE = redis_keys.JOB_QUEUE
+# Declared queues are the ones a worker consumes by default: jobs and webhook deliveries.
+CELERY_TASK_QUEUES = (Queue(redis_keys.JOB_QUEUE), Queue(redis_keys.WEBHOOK_QUEUE))
+CELERY_TASK_ROUTES = {"orchestrator.tasks.deliver_webhook": {"queue": redis_keys.WEBHOOK_QUEUE}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None

@@ -5,6 +5,7 @@ import logging
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
@@ -41,6 +42,10 @@ logger = logging.getLogger(__name__)
 def pretty_json(value) -> str:
     """Indented JSON in a <pre>, HTML-escaped: model output is data, never markup."""
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+# Webhook URLs are https: a URL typed without a scheme gets https, not Django 5's http.
+HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -303,6 +308,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     exclude = ["payload"]
     readonly_fields = ["payload_json"]
     inlines = [WebhookAttemptInline]
+    formfield_overrides = HTTPS_URLS
     actions = ["redeliver"]
 
     @admin.display(description="payload")

@@ -6,6 +6,8 @@ class OrchestratorError(Exception):
 
     code = "error"
     status = 400
+    # The rate-limit check the request already passed, if any: its headers go on the answer.
+    rate_limit = None
 
     def __init__(self, message: str, *, fields: dict | None = None) -> None:
         super().__init__(message)

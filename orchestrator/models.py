@@ -26,8 +26,10 @@ class Workspace(models.Model):
     recipient_domains = ArrayField(models.CharField(max_length=253), default=list, blank=True)
     # Where job events go when a job names no webhook_url of its own; signed with the secret
     # (`whsec_...`, Standard Webhooks), which configure_workspace sets and rotates.
-    webhook_url = models.URLField(max_length=2000, blank=True)
-    webhook_secret = models.CharField(max_length=100, blank=True)
+    # db_default: processes of the previous release, still running during a deploy, insert
+    # rows without these columns.
+    webhook_url = models.URLField(max_length=2000, blank=True, db_default="")
+    webhook_secret = models.CharField(max_length=100, blank=True, db_default="")
     # None follows RATE_LIMIT_PER_MINUTE; 0 means unlimited.
     rate_limit_per_minute = models.PositiveIntegerField(
         null=True, blank=True, validators=[MaxValueValidator(MAX_RATE_LIMIT_PER_MINUTE)]
@@ -123,8 +125,8 @@ class Job(models.Model):
     max_output_tokens = models.PositiveIntegerField()
     allowed_actions = ArrayField(models.CharField(max_length=64), default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
-    # Overrides the workspace's webhook_url for this job's events.
-    webhook_url = models.URLField(max_length=2000, blank=True)
+    # Overrides the workspace's webhook_url for this job's events (db_default: see Workspace).
+    webhook_url = models.URLField(max_length=2000, blank=True, db_default="")
 
     # The conversation after the input: each model reply is stored here before any of its tool
     # calls runs, followed by the tool results, so a redelivered job resumes from the stored

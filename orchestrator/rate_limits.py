@@ -65,8 +65,14 @@ class RateLimit:
     allowed: bool = True
     # True, False, or None when no idempotency key was asked for or Redis was unreachable.
     reserved: bool | None = None
+    # False when Redis was unreachable and the request went through unchecked.
+    checked: bool = True
 
     def headers(self) -> dict[str, str]:
+        """The RateLimit-* headers; none for an unlimited workspace or an unchecked request,
+        which have no budget to tell."""
+        if self.limit == 0 or not self.checked:
+            return {}
         headers = {
             "RateLimit-Limit": str(self.limit),
             "RateLimit-Remaining": str(self.remaining),
@@ -118,7 +124,7 @@ def _hit(key: str, limit: int, idempotency: tuple[str, str] | None) -> RateLimit
         # guards idempotency; only throttling is lost until Redis is back.
         RATE_LIMIT_FAIL_OPEN.inc()
         logger.warning("rate limiter unavailable, allowing the request: %s", exc)
-        return RateLimit(limit=limit, remaining=limit, reset_seconds=0)
+        return RateLimit(limit=limit, remaining=limit, reset_seconds=0, checked=False)
     return RateLimit(
         limit=limit,
         remaining=max(int(remaining), 0),

@@ -3,6 +3,8 @@
 # Celery's Redis transport keeps the queue as a list under its own name, so the runbook's
 # `redis-cli LLEN ai:queue:pending` counts the jobs waiting for a worker.
 JOB_QUEUE = "ai:queue:pending"
+# Webhook deliveries wait in a list of their own, so the runbook's count stays a count of jobs.
+WEBHOOK_QUEUE = "ai:queue:webhooks"
 
 
 def idempotency_key(workspace_id: str, client_request_id: str) -> str:

@@ -73,12 +73,13 @@ def submit_job(
     if webhook_url:
         _check_job_webhook(workspace, webhook_url)
     fingerprint = _fingerprint(
-        webhook_url=webhook_url,
         messages=messages,
         actions=actions,
         model=model,
         max_output_tokens=max_output_tokens,
         metadata=metadata,
+        # Only when given, so jobs stored before webhooks existed keep their fingerprints.
+        **({"webhook_url": webhook_url} if webhook_url else {}),
     )
     job_id = uuid.uuid4()
     # One round trip counts the request and reserves the id; a refused request reserves nothing.
@@ -152,9 +153,11 @@ def _point_request_id_at(workspace_id: str, client_request_id: str, job_id) -> N
 
 def _replay(job: Job, fingerprint: str, rate_limit: RateLimit) -> Submission:
     if job.request_fingerprint != fingerprint:
-        raise IdempotencyKeyReused(
+        error = IdempotencyKeyReused(
             "This client_request_id was already used with a different request body."
         )
+        error.rate_limit = rate_limit  # counted already: the view must not count it again
+        raise error
     return Submission(job=job, replayed=True, rate_limit=rate_limit)
 
 

@@ -11,10 +11,12 @@ import json
 import logging
 import secrets
 import socket
+import ssl
 import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
+import certifi
 import httpx
 from django.conf import settings
 from django.db import transaction
@@ -185,23 +187,40 @@ def _post(delivery: WebhookDelivery) -> WebhookAttempt:
     try:
         # Checked again at each attempt: the name may resolve elsewhere since submission.
         addresses = check_webhook_url(delivery.url)
-        url, extensions = _pinned(delivery.url, addresses[0], headers)
-        with (
-            httpx.Client(
-                timeout=settings.WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
-            ) as client,
-            client.stream(
-                "POST", url, content=body, headers=headers, extensions=extensions
-            ) as response,
-        ):
-            attempt.status_code = response.status_code
-            attempt.response_excerpt = _excerpt(response)
     except WebhookUrlRefused as exc:
         attempt.error = exc.message[:300]
-    except httpx.HTTPError as exc:
-        attempt.error = f"{type(exc).__name__}: {exc}"[:300]
+        addresses = []
+    for address in addresses:  # in resolver order, like any client; the next if one refuses
+        try:
+            attempt.status_code, attempt.response_excerpt = _send(
+                delivery.url, address, body, headers
+            )
+            attempt.error = ""
+            break
+        except httpx.ConnectError as exc:
+            attempt.error = f"ConnectError: {exc}"[:300]
+        except httpx.HTTPError as exc:
+            attempt.error = f"{type(exc).__name__}: {exc}"[:300]
+            break
     attempt.duration_ms = int((time.monotonic() - started) * 1000)
     return attempt
+
+
+def _send(url: str, address: str, body: str, headers: dict) -> tuple[int, str]:
+    """POST to one checked address; (status, excerpt of the answer)."""
+    pinned_url, extensions = _pinned(url, address, headers)
+    with (
+        httpx.Client(
+            timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+            follow_redirects=False,
+            trust_env=False,  # no proxy from the environment: the checked address or none
+            verify=ssl.create_default_context(cafile=settings.WEBHOOK_CA_FILE or certifi.where()),
+        ) as client,
+        client.stream(
+            "POST", pinned_url, content=body, headers=headers, extensions=extensions
+        ) as response,
+    ):
+        return response.status_code, _excerpt(response)
 
 
 def _pinned(url: str, address: str, headers: dict) -> tuple[str, dict]:

@@ -9,9 +9,9 @@ from orchestrator.models import Job
 from orchestrator.redis_client import get_redis
 
 
-def queue_length() -> int:
-    """Celery messages waiting in the job queue."""
-    return get_redis().llen(redis_keys.JOB_QUEUE)
+def queue_length(queue: str = redis_keys.JOB_QUEUE) -> int:
+    """Celery messages waiting in a queue (the job queue unless told)."""
+    return get_redis().llen(queue)
 
 
 def wait_for_job(job_id, *, statuses=Job.FINAL_STATUSES, timeout: float = 30) -> Job:

@@ -51,12 +51,14 @@ def test_database_url() -> str:
 class Process:
     """A child process whose output goes to a log file the test can read on failure."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, name: str, command: list[str], env: dict[str, str], cwd: Path = ROOT
+    ) -> None:
         self.name = name
         self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
         self._log = self.log_path.open("w")
         self.popen = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            command, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def log(self) -> str:

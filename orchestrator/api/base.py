@@ -34,7 +34,7 @@ class WorkspaceAPIView(APIView):
 
     def handle_exception(self, exc: Exception) -> Response:
         request = self.request
-        if isinstance(exc, RateLimited):
+        if getattr(exc, "rate_limit", None) is not None:
             remember_rate_limit(request, exc.rate_limit)
         elif getattr(request._request, "rate_limit", None) is None and _authenticated(request):
             # An error before the count (a bad body, a missing scope) is still a request: a

@@ -50,6 +50,18 @@ def test_the_queue_is_the_one_the_runbook_counts():
     assert app.conf.task_default_queue == redis_keys.JOB_QUEUE
 
 
+def test_webhook_deliveries_have_their_own_queue_which_workers_consume_too():
+    route = app.amqp.router.route({}, "orchestrator.tasks.deliver_webhook")
+    assert route["queue"].name == redis_keys.WEBHOOK_QUEUE
+    assert app.amqp.router.route({}, "orchestrator.tasks.run_job")["queue"].name == (
+        redis_keys.JOB_QUEUE
+    )
+    assert {queue.name for queue in app.conf.task_queues} == {
+        redis_keys.JOB_QUEUE,
+        redis_keys.WEBHOOK_QUEUE,
+    }
+
+
 def test_broker_visibility_timeout_outlasts_the_longest_job_and_its_lease():
     options = app.conf.broker_transport_options
     assert options["visibility_timeout"] > settings.LONGEST_JOB_SECONDS

@@ -216,6 +216,7 @@ def test_debug_unset_means_production_and_requires_a_secret_key():
         ("AUTH_FAILURES_PER_MINUTE", "0"),
         ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "sometimes"),
         ("WEBHOOK_RETRY_BACKOFF_SECONDS", "0"),
+        ("WEBHOOK_CA_FILE", "/nonexistent/ca.pem"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable, value):

@@ -1,5 +1,6 @@
 """A real local HTTP server that receives webhooks and answers as a test scripts it."""
 
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ class Received:
 class WebhookReceiver:
     """Records every POST; answers each with the next scripted (status, body, headers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls_cert=None) -> None:
+        """With `tls_cert` (a trustme LeafCert), an https receiver that records the SNI names."""
         self.received: list[Received] = []
+        self.server_names: list[str | None] = []
         self.script: list[tuple[int, bytes, dict[str, str]]] = []
         self._lock = threading.Lock()
         receiver = self
@@ -44,7 +47,14 @@ class WebhookReceiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        if tls_cert is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls_cert.configure_cert(context)
+            context.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://localhost:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 

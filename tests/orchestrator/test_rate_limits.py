@@ -48,12 +48,14 @@ def test_every_response_carries_the_rate_limit_headers(api_client, workspace, cl
         api_client.get(f"/ai/jobs/{job.id}"),  # 200
         api_client.get("/ai/jobs/00000000-0000-0000-0000-000000000000"),  # 404
         submit(read_only, **body(2)),  # 403, another key of the same workspace
+        submit(api_client, **{**body(1), "prompt": "Other"}),  # 422
     ]
 
-    assert [r.status_code for r in responses] == [202, 200, 400, 200, 404, 403]
+    assert [r.status_code for r in responses] == [202, 200, 400, 200, 404, 403, 422]
     for response in responses:
         assert all(name in response.headers for name in HEADERS), response.headers
-    assert [int(r.headers["RateLimit-Remaining"]) for r in responses] == [99, 98, 97, 96, 95, 94]
+    # Each request counts once, whichever way it ends.
+    assert [int(r.headers["RateLimit-Remaining"]) for r in responses] == list(range(99, 92, -1))
     assert {r.headers["RateLimit-Limit"] for r in responses} == {"100"}
     assert 0 < int(responses[-1].headers["RateLimit-Reset"]) <= 60
 
@@ -111,11 +113,13 @@ def test_workspace_limit_of_zero_is_unlimited_and_unset_follows_the_setting(
     other = client_for(factories.make_api_key(other_workspace))
 
     with override_settings(RATE_LIMIT_PER_MINUTE=2):
-        ours = [submit(api_client, **body(i)).status_code for i in range(4)]
-        theirs = [submit(other, **body(i)).status_code for i in range(3)]
+        ours = [submit(api_client, **body(i)) for i in range(4)]
+        theirs = [submit(other, **body(i)) for i in range(3)]
 
-    assert ours == [202, 202, 202, 202]
-    assert theirs == [202, 202, 429]
+    assert [r.status_code for r in ours] == [202, 202, 202, 202]
+    assert "RateLimit-Limit" not in ours[-1].headers  # no budget to tell
+    assert [r.status_code for r in theirs] == [202, 202, 429]
+    assert theirs[0].headers["RateLimit-Limit"] == "2"
 
 
 @override_settings(AUTH_FAILURES_PER_MINUTE=3)
@@ -158,9 +162,10 @@ def test_limiter_fails_open_with_a_warning_and_a_metric_when_redis_is_down(
 ):
     before = REGISTRY.get_sample_value("ai_rate_limit_fail_open_total") or 0
 
-    statuses = [submit(api_client, **body(i)).status_code for i in range(5)]
+    responses = [submit(api_client, **body(i)) for i in range(5)]
 
-    assert statuses == [202] * 5  # over the limit of 3, yet allowed: fail open
+    assert [r.status_code for r in responses] == [202] * 5  # over the limit of 3: fail open
+    assert "RateLimit-Remaining" not in responses[-1].headers  # unchecked: no budget claimed
     assert Job.objects.count() == 5
     after = REGISTRY.get_sample_value("ai_rate_limit_fail_open_total")
     assert after == before + 5

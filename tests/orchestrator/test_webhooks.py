@@ -3,12 +3,14 @@ gaps, every attempt recorded; URLs the SSRF guard refuses never get a job."""
 
 import itertools
 import json
+import re
 
 import pytest
+import trustme
 from django.contrib.auth.models import User
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from orchestrator import webhooks
+from orchestrator import redis_keys, webhooks
 from orchestrator.models import Job, WebhookDelivery
 from orchestrator.webhooks import generate_webhook_secret
 from tests import factories
@@ -158,6 +160,11 @@ def test_admin_redeliver_posts_the_same_event_again(
     second = receiver.wait_for(2)[1]
     assert second.headers["webhook-id"] == str(delivery.id)
     wait_until(lambda: delivery_for(job.id).tries.count() == 2, timeout=10)
+    # Every attempt is visible on the delivery's admin page.
+    page = client.get(f"/admin/orchestrator/webhookdelivery/{delivery.id}/change/")
+    assert page.status_code == 200
+    cells = re.findall(r'class="field-status_code">\s*(?:<p>)?(\d+)', page.content.decode())
+    assert cells == ["200", "200"], cells
 
 
 # --- The SSRF guard at submission ---------------------------------------------------------------
@@ -223,3 +230,77 @@ UNSPECIFIED = ".".join(["0"] * 4)  # 0.0.0.0, spelt so the linter knows it is no
 )
 def test_guard_tells_public_from_internal_addresses(address, public):
     assert webhooks._is_public(address) is public
+
+
+def test_job_failed_by_the_sweeper_records_its_event_and_publishes_its_delivery(
+    workspace, secret, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from orchestrator import services
+    from tests.helpers import queue_length
+
+    workspace.webhook_url = "https://hooks.example.com/jobs"  # never called: no worker runs
+    workspace.save()
+    job = factories.make_job(
+        workspace,
+        status=Job.Status.RUNNING,
+        attempts=settings.JOB_MAX_ATTEMPTS,
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+
+    services.requeue_stale_jobs()
+
+    delivery = delivery_for(job.id)
+    assert (delivery.event_type, delivery.payload["status"]) == ("job.failed", "failed")
+    assert delivery.url == "https://hooks.example.com/jobs"
+    # The delivery's message, after the sweeper's commit, in the webhooks' own queue.
+    assert queue_length(redis_keys.WEBHOOK_QUEUE) == 1
+    assert queue_length() == 0
+
+
+def test_https_delivery_verifies_the_hosts_certificate_on_the_checked_address(
+    workspace, secret, start_worker_with, tmp_path, settings
+):
+    settings.WEBHOOK_RETRY_FOR_SECONDS = 1  # the window is set where the event is recorded: here
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    receiver = WebhookReceiver(tls_cert=ca.issue_cert("localhost"))
+    start_worker_with(
+        WEBHOOK_CA_FILE=str(ca_file),
+        WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",
+        WEBHOOK_RETRY_FOR_SECONDS="1",
+        WEBHOOK_RETRY_BACKOFF_SECONDS="1",
+    )
+    try:
+        by_name = factories.make_job(
+            workspace, status=Job.Status.SUCCEEDED, webhook_url=f"{receiver.url}/secure"
+        )
+        # The same server by its address, which its certificate does not name: refused.
+        by_address = factories.make_job(
+            workspace,
+            status=Job.Status.SUCCEEDED,
+            webhook_url=f"https://127.0.0.1:{receiver.port}/secure",
+        )
+        webhooks.record_job_event(job_id=by_name.id)
+        webhooks.record_job_event(job_id=by_address.id)
+
+        (received,) = receiver.wait_for(1)
+        wait_until(
+            lambda: WebhookDelivery.objects.filter(job_id=by_address.id, status="failed").exists(),
+            timeout=30,
+        )
+    finally:
+        receiver.stop()
+
+    assert verified(secret, received)["job_id"] == str(by_name.id)
+    # Connected to the checked address, yet TLS and Host name the URL's host.
+    headers = {name.lower(): value for name, value in received.headers.items()}
+    assert headers["host"] == f"localhost:{receiver.port}"
+    assert "localhost" in receiver.server_names
+    assert delivery_for(by_name.id).status == "delivered"
+    assert "certificate" in delivery_for(by_address.id).tries.first().error.lower()
+    assert len(receiver.received) == 1
