@@ -15,6 +15,7 @@ from actions.connectors.base import ConnectorError, OutcomeUnknown
 from actions.registry import REGISTRY, ActionSpec, action_for_tool
 from audit import services as audit
 from audit.models import ActionAudit
+from orchestrator.webhooks import record_action_event
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,9 @@ def run_proposed_action(
         )
     if not created:
         return _resume(row)
+    if row.status == Status.PENDING_APPROVAL:
+        # Tell the workspace's webhook a decision is awaited (nothing when it has none).
+        record_action_event(job_id=row.job_id, status=Status.PENDING_APPROVAL)
     if row.status != Status.EXECUTING:
         return ActionOutcome.of(row)
     return _execute(row)

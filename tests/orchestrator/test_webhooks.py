@@ -123,7 +123,7 @@ def test_redirects_are_not_followed_and_delivery_gives_up_after_its_window(
     assert delivery_for(job_id).tries.first().status_code == 302
 
 
-def test_cancelled_job_and_pending_approval_send_their_events(
+def test_cancelled_job_sends_its_event(
     api_client, workspace, secret, receiver, local_webhooks, start_worker_with
 ):
     workspace.webhook_url = f"{receiver.url}/events"
@@ -132,11 +132,30 @@ def test_cancelled_job_and_pending_approval_send_their_events(
     start_worker_with(**LOCAL)
 
     assert api_client.post(f"/ai/jobs/{job.id}/cancel").status_code == 200
-    webhooks.record_action_event(job_id=job.id, status="pending_approval")
+
+    (received,) = receiver.wait_for(1)
+    assert verified(secret, received)["type"] == "job.cancelled"
+
+
+def test_action_parked_for_approval_sends_its_event_then_the_job_its_own(
+    api_client, workspace, secret, receiver, local_webhooks, start_worker_with
+):
+    workspace.webhook_url = f"{receiver.url}/events"
+    workspace.approval_required = ["task.create"]
+    workspace.save()
+    start_worker_with(**LOCAL)
+
+    response = submit(
+        api_client,
+        client_request_id="wh-approval",
+        prompt='CALL task.create {"title": "Needs a human"}',
+    )
+    assert response.status_code == 202, response.content
 
     received = receiver.wait_for(2)
-    types = sorted(verified(secret, r)["type"] for r in received)
-    assert types == ["action.pending_approval", "job.cancelled"]
+    events = {verified(secret, r)["type"]: verified(secret, r) for r in received}
+    assert set(events) == {"action.pending_approval", "job.succeeded"}
+    assert events["action.pending_approval"]["job_id"] == response.json()["id"]
 
 
 def test_admin_redeliver_posts_the_same_event_again(
