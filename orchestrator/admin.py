@@ -48,7 +48,7 @@ def pretty_json(value) -> str:
 HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnly:
     """No add, change or delete: these rows are written by the platform, not by hand."""
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -59,6 +59,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):
+    pass
 
 
 class WorkspaceForm(forms.ModelForm):
@@ -232,7 +236,7 @@ class ApiKeyAdmin(ReadOnlyAdmin):
         self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
 
 
-class ActionAuditInline(admin.TabularInline):
+class ActionAuditInline(ReadOnly, admin.TabularInline):
     """The job's audit rows, each linking to its own page."""
 
     model = ActionAudit
@@ -242,15 +246,6 @@ class ActionAuditInline(admin.TabularInline):
     show_change_link = True
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("arguments", "result")
@@ -286,15 +281,12 @@ class JobAdmin(ReadOnlyAdmin):
         return pretty_json(obj.metadata)
 
 
-class WebhookAttemptInline(admin.TabularInline):
+class WebhookAttemptInline(ReadOnly, admin.TabularInline):
     model = WebhookAttempt
     fields = ["attempted_at", "status_code", "error", "response_excerpt", "duration_ms"]
     readonly_fields = fields
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(WebhookDelivery)
