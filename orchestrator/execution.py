@@ -66,9 +66,7 @@ def _claim(job_id: str) -> Job | None:
     )
     if not claimed:
         return None
-    job = claimed[0]
-    metrics.observe("ai_job_queue_wait_seconds", (now - job.enqueued_at).total_seconds())
-    return job
+    return claimed[0]
 
 
 def _converse(job: Job) -> None:
@@ -242,6 +240,7 @@ def _finish(job: Job, status: str, **fields) -> None:
             else []
         )
         metrics.record(
+            _queue_wait(job),
             metrics.counted("ai_jobs_finished", status=status),
             metrics.observed("ai_job_duration_seconds", (now - job.started_at).total_seconds()),
             per_workspace,
@@ -258,4 +257,13 @@ def _hand_back(job: Job) -> None:
         usage=job.usage,
         enqueued_at=timezone.now(),
         lease_expires_at=None,
+    )
+    metrics.record(_queue_wait(job))
+
+
+def _queue_wait(job: Job) -> list:
+    # Observed when the claim ends (finished or handed back), in the round trip that records
+    # the outcome, rather than in a Redis round trip of its own when the claim starts.
+    return metrics.observed(
+        "ai_job_queue_wait_seconds", (job.started_at - job.enqueued_at).total_seconds()
     )
