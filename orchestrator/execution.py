@@ -57,10 +57,14 @@ def _claim(job_id: str) -> Job | None:
     # round trip: RETURNING gives the claimed row (Django's update() cannot).
     now = timezone.now()
     lease = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    # The workspace's default webhook URL comes along, so finishing needs no further query.
     claimed = list(
         Job.objects.raw(
-            f"UPDATE {Job._meta.db_table} SET status = %s, attempts = attempts + 1, "  # noqa: S608
-            "started_at = %s, lease_expires_at = %s WHERE id = %s AND status = %s RETURNING *",
+            f"UPDATE {Job._meta.db_table} AS job SET status = %s, "  # noqa: S608
+            "attempts = job.attempts + 1, started_at = %s, lease_expires_at = %s "
+            f"FROM {Workspace._meta.db_table} AS workspace "
+            "WHERE job.id = %s AND job.status = %s AND workspace.id = job.workspace_id "
+            "RETURNING job.*, workspace.webhook_url AS workspace_webhook_url",
             [Status.RUNNING, now, lease, pk, Status.QUEUED],
         )
     )
@@ -233,7 +237,7 @@ def _finish(job: Job, status: str, **fields) -> None:
         **fields,
     )
     if finished:  # not when the job was cancelled meanwhile: cancel_job sent that event
-        record_job_event(job_id=job.pk)
+        record_job_event(job_id=job.pk, webhook_url=job.webhook_url or job.workspace_webhook_url)
         per_workspace = (
             metrics.counted("ai_workspace_jobs_finished", workspace=job.workspace_id, status=status)
             if settings.METRICS_WORKSPACE_LABEL

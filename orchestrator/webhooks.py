@@ -88,8 +88,13 @@ def _is_public(address: str) -> bool:
 # --- Recording events -------------------------------------------------------------------------
 
 
-def record_job_event(*, job_id) -> WebhookDelivery | None:
-    """Record `job.<status>` for a job that reached a final state, if it has a webhook URL."""
+def record_job_event(*, job_id, webhook_url: str | None = None) -> WebhookDelivery | None:
+    """Record `job.<status>` for a job that reached a final state, if it has a webhook URL.
+
+    A caller that already knows the job's effective URL passes it: "" then costs no query.
+    """
+    if webhook_url == "":
+        return None
     job = Job.objects.select_related("workspace").get(pk=job_id)
     return _record(job=job, event_type=f"job.{job.status}", status=job.status)
 
