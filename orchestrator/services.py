@@ -87,9 +87,7 @@ def submit_job(
     if not rate_limit.allowed:
         raise RateLimited(rate_limit)
     if rate_limit.reserved is False:
-        existing = Job.objects.filter(
-            workspace=workspace, client_request_id=client_request_id
-        ).first()
+        existing = _existing_job(workspace, client_request_id)
         # No row yet means the first request is still in flight or failed before committing:
         # fall through to the insert and let the constraint decide.
         if existing is not None:
@@ -113,9 +111,7 @@ def submit_job(
             # robust: a dead broker is logged, not raised; the sweeper republishes the job.
             _publish_on_commit(job.id)
     except IntegrityError:
-        existing = Job.objects.filter(
-            workspace=workspace, client_request_id=client_request_id
-        ).first()
+        existing = _existing_job(workspace, client_request_id)
         if existing is None:
             raise
         _point_request_id_at(workspace.id, client_request_id, existing.id)
@@ -136,6 +132,10 @@ def _check_job_webhook(workspace: Workspace, webhook_url: str) -> None:
     except WebhookUrlRefused as exc:
         exc.fields = {"webhook_url": [exc.message]}
         raise
+
+
+def _existing_job(workspace: Workspace, client_request_id: str) -> Job | None:
+    return Job.objects.filter(workspace=workspace, client_request_id=client_request_id).first()
 
 
 def _fingerprint(**request) -> str:
