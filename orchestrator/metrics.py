@@ -148,11 +148,16 @@ def observed(name: str, value: float, **labels: str) -> list[Command]:
     ]
 
 
+def add_to(pipe: redis.client.Pipeline, *commands: list[Command]) -> None:
+    """Queue counts and observations on a pipeline the caller executes with its own commands."""
+    for command, field, amount in (command for group in commands for command in group):
+        getattr(pipe, command)(redis_keys.METRICS, field, amount)
+
+
 def _write(commands: list[Command]) -> None:
     try:
         pipe = get_redis().pipeline(transaction=False)
-        for command, field, amount in commands:
-            getattr(pipe, command)(redis_keys.METRICS, field, amount)
+        add_to(pipe, commands)
         pipe.execute()
     except redis.RedisError as exc:
         logger.warning("metrics not recorded, Redis unavailable: %s", exc)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orchestrator import metrics, redis_keys
+from orchestrator import job_queue, metrics, redis_keys
 from orchestrator.exceptions import (
     IdempotencyKeyReused,
     OrchestratorError,
@@ -94,7 +94,7 @@ def submit_job(
             return _replay(existing, fingerprint, rate_limit)
 
     try:
-        with transaction.atomic():
+        with _own_statement():
             job = Job.objects.create(
                 id=job_id,
                 workspace=workspace,
@@ -108,14 +108,15 @@ def submit_job(
                 metadata=metadata or {},
                 webhook_url=webhook_url or "",
             )
-            # robust: a dead broker is logged, not raised; the sweeper republishes the job.
-            _publish_on_commit(job.id)
     except IntegrityError:
         existing = _existing_job(workspace, client_request_id)
         if existing is None:
             raise
         _point_request_id_at(workspace.id, client_request_id, existing.id)
         return _replay(existing, fingerprint, rate_limit)
+    # Committed already in autocommit (so this publishes now); after the caller's commit when
+    # submit_job runs inside a transaction.
+    _publish_on_commit([job.id])
     return Submission(job=job, replayed=False, rate_limit=rate_limit)
 
 
@@ -132,6 +133,15 @@ def _check_job_webhook(workspace: Workspace, webhook_url: str) -> None:
     except WebhookUrlRefused as exc:
         exc.fields = {"webhook_url": [exc.message]}
         raise
+
+
+def _own_statement() -> contextlib.AbstractContextManager:
+    # A single INSERT needs no transaction of its own: in autocommit it commits alone, without
+    # the BEGIN and COMMIT round trips of atomic(). Inside a caller's transaction, a savepoint
+    # keeps a duplicate's IntegrityError from breaking that transaction.
+    if transaction.get_connection().in_atomic_block:
+        return transaction.atomic()
+    return contextlib.nullcontext()
 
 
 def _existing_job(workspace: Workspace, client_request_id: str) -> Job | None:
@@ -161,21 +171,15 @@ def _replay(job: Job, fingerprint: str, rate_limit: RateLimit) -> Submission:
     return Submission(job=job, replayed=True, rate_limit=rate_limit)
 
 
-def _publish_on_commit(job_id) -> None:
-    # A closure, not functools.partial: Django 5.2 names the callback by __qualname__ when a
-    # robust callback fails, and a partial has none (Django ticket #36487), so the failure of a
-    # dead broker would become a 500 for a job already stored.
+def _publish_on_commit(job_ids: list) -> None:
+    # robust: a dead broker is logged, not raised (the job is stored; the sweeper republishes
+    # it). A closure, not functools.partial: Django 5.2 names the callback by __qualname__ when
+    # a robust callback fails, and a partial has none (Django ticket #36487), so the failure of
+    # a dead broker would become a 500 for a job already stored.
     def publish() -> None:
-        publish_job(job_id)
+        job_queue.publish_jobs(job_ids)
 
     transaction.on_commit(publish, robust=True)
-
-
-def publish_job(job_id) -> None:
-    """Send the job's message: its id only; everything else is re-read from PostgreSQL."""
-    from orchestrator.tasks import run_job  # tasks import this module
-
-    run_job.apply_async(args=[str(job_id)])
 
 
 # --- Sweeping ---------------------------------------------------------------------------------
@@ -218,8 +222,7 @@ def requeue_stale_jobs() -> int:
         Job.objects.filter(id__in=to_publish).update(
             status=Status.QUEUED, enqueued_at=now, lease_expires_at=None
         )
-        for job_id in to_publish:
-            _publish_on_commit(job_id)
+        _publish_on_commit(to_publish)
     if to_publish or exhausted:
         metrics.record(
             metrics.counted("ai_sweeper_republished", len(to_publish)),

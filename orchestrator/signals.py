@@ -24,7 +24,8 @@ def _propagate_request_id(sender=None, headers=None, **kwargs) -> None:
 
 @signals.after_task_publish.connect
 def _count_enqueue(sender=None, **kwargs) -> None:
-    # Every message of a job counts, Celery's retries included, so enqueue and dequeue match.
+    # Celery's retries of a job publish through apply_async; first publications go through
+    # job_queue, which counts its own. Every message counts, so enqueue and dequeue match.
     if sender == RUN_JOB:
         metrics.count("ai_queue_enqueue")
 

@@ -2,6 +2,7 @@
 
 import time
 
+from django.test import Client
 from rest_framework.test import APIClient
 
 from orchestrator import redis_keys
@@ -59,3 +60,11 @@ def metric(exposition: str, name: str, **labels: str) -> float | None:
         if sample.name == name and labels.items() <= sample.labels.items()
     ]
     return sum(values) if values else None
+
+
+def scrape(client=None, **headers) -> str:
+    """The text exposition /metrics serves (in-process)."""
+    response = (client or Client()).get("/metrics", headers=headers)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain")
+    return response.content.decode()

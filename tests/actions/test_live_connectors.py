@@ -13,8 +13,8 @@ from django.utils import timezone
 from actions.connections import decrypt, set_connection
 from actions.models import Connection
 from audit.models import ActionAudit
+from orchestrator.job_queue import publish_jobs
 from orchestrator.models import Job
-from orchestrator.services import publish_job
 from tests.actions.test_actions_e2e import MAIL, call, explain, run_prompt, submit_prompt
 from tests.actions.test_approvals import (
     approve_concurrently,
@@ -99,8 +99,8 @@ def test_gmail_send_delivers_exactly_one_message_and_records_gmails_id(
     )
     assert "executed" in job.output_text
     # The same job message delivered twice more: each delivery finds the job finished.
-    publish_job(job.id)
-    publish_job(job.id)
+    publish_jobs([job.id])
+    publish_jobs([job.id])
     wait_until(lambda: run_deliveries(worker) >= 3 and queue_length() == 0, timeout=15)
     assert len(providers.delivered()) == 1
     # No credential reaches the logs or the model.

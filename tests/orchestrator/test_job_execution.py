@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from actions.models import Task
 from audit.models import ActionAudit
+from orchestrator.job_queue import publish_jobs
 from orchestrator.models import Job
-from orchestrator.services import publish_job
 from tests.factories import make_job
 from tests.helpers import queue_length, submit, wait_for_job
 from tests.processes import wait_until
@@ -109,7 +109,7 @@ def test_redelivered_message_of_a_finished_job_changes_nothing(api_client, worke
     assert job.status == Status.SUCCEEDED, explain(job, worker)
     wait_for_deliveries(worker, 1)
 
-    publish_job(job.id)
+    publish_jobs([job.id])
     wait_for_deliveries(worker, 2)
 
     again = Job.objects.get(pk=job.id)
@@ -124,7 +124,7 @@ def test_redelivered_message_of_a_finished_job_changes_nothing(api_client, worke
 def test_message_delivered_again_while_the_job_runs_is_ignored(api_client, worker, simulator):
     running = run_prompt(api_client, "SLEEP 2000", statuses=(Status.RUNNING,))
 
-    publish_job(running.id)
+    publish_jobs([running.id])
     # The first delivery is still waiting for the model, so the first to finish is the second.
     wait_until(lambda: finished_deliveries(worker) >= 1, timeout=5, message=worker.log()[-3000:])
     assert Job.objects.get(pk=running.id).status == Status.RUNNING
@@ -184,7 +184,7 @@ def test_persistent_unavailability_fails_the_job_after_max_attempts(
 def test_job_resumes_from_its_stored_plan_without_asking_the_model_again(
     planned_job, workspace, worker, simulator
 ):
-    publish_job(planned_job.id)
+    publish_jobs([planned_job.id])
     job = wait_for_job(planned_job.id)
 
     assert job.status == Status.SUCCEEDED, explain(job, worker)
@@ -223,7 +223,7 @@ def test_step_already_executed_before_a_crash_is_not_executed_again(
         finished_at=timezone.now(),
     )
 
-    publish_job(planned_job.id)
+    publish_jobs([planned_job.id])
     job = wait_for_job(planned_job.id)
 
     assert job.status == Status.SUCCEEDED, explain(job, worker)

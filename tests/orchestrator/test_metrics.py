@@ -16,17 +16,10 @@ from orchestrator import metrics, services, workers
 from orchestrator.models import Job
 from orchestrator.redis_client import get_redis
 from tests.factories import make_job
-from tests.helpers import http, metric, queue_length, submit, wait_for_job
+from tests.helpers import http, metric, queue_length, scrape, submit, wait_for_job
 from tests.processes import start_web, wait_until
 
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
-
-
-def scrape(client=None, **headers) -> str:
-    response = (client or Client()).get("/metrics", headers=headers)
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"].startswith("text/plain")
-    return response.content.decode()
 
 
 # --- In-process ---------------------------------------------------------------------------------
