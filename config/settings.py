@@ -102,6 +102,10 @@ if not SECRET_KEY:
 # API key digests are HMAC-SHA256(API_KEY_PEPPER, secret). A separate pepper lets SECRET_KEY be
 # rotated without invalidating every issued key.
 API_KEY_PEPPER = _str("API_KEY_PEPPER", SECRET_KEY)
+# How long a web process may use a key it authenticated without reading its row again; 0 reads it
+# on every request. Changes reach every process at once through Redis; this bounds them only
+# when Redis missed a change.
+API_KEY_CACHE_SECONDS = _int("API_KEY_CACHE_SECONDS", 30, minimum=0, maximum=3600)
 
 ALLOWED_HOSTS = _list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 

@@ -3,19 +3,33 @@
 A key reads `aio_<prefix>_<secret>`: the fixed tag makes leaked keys greppable, the prefix finds
 the row, and only HMAC-SHA256(API_KEY_PEPPER, secret) is stored. The plaintext exists once, in
 the return value of `issue_api_key`.
+
+Each web process keeps the keys it has authenticated, with their workspace, so a request costs
+no database query: the key's row was a quarter of the submit path. Every request still checks
+its digest, scopes and expiry, and reads the credentials generation from Redis (one GET): any
+change to a key or a workspace bumps it, so a revocation holds on the very next request in every
+process. Without Redis, or past API_KEY_CACHE_SECONDS, the row is read again.
 """
 
 import hashlib
 import hmac
+import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import redis
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from orchestrator import redis_keys
 from orchestrator.models import ApiKey, Workspace
+from orchestrator.redis_client import get_redis
+
+logger = logging.getLogger(__name__)
 
 KEY_TAG = "aio"
 SCOPES: tuple[str, ...] = ("jobs:read", "jobs:write", "actions:approve")
@@ -67,7 +81,12 @@ def authenticate_api_key(plaintext: str) -> ApiKey | None:
     prefix, _, secret = rest.partition("_")
     if tag != KEY_TAG or not prefix or not secret:
         return None
-    api_key = ApiKey.objects.select_related("workspace").filter(prefix=prefix).first()
+    # Read before the row, so a change committed after the row was read bumps it past this.
+    generation = _generation()
+    api_key = _cached(prefix, generation)
+    cached = api_key is not None
+    if not cached:
+        api_key = ApiKey.objects.select_related("workspace").filter(prefix=prefix).first()
     # Digest even when the prefix is unknown, so timing does not reveal which prefixes exist.
     candidate = digest_secret(secret)
     if api_key is None or not hmac.compare_digest(candidate, api_key.digest):
@@ -75,8 +94,62 @@ def authenticate_api_key(plaintext: str) -> ApiKey | None:
     now = timezone.now()
     if not api_key.is_active(now):
         return None
+    if not cached and generation is not None:
+        _remember(api_key, generation)
     _touch_last_used(api_key, now)
     return api_key
+
+
+def forget_cached_keys() -> None:
+    """Make every process read keys and workspaces again (after a change to either)."""
+    _cache.clear()
+    try:
+        get_redis().incr(redis_keys.CREDENTIALS_GENERATION)
+    except redis.RedisError as exc:
+        # Other processes keep what they hold for at most API_KEY_CACHE_SECONDS.
+        logger.warning("credentials generation not bumped, Redis unavailable: %s", exc)
+
+
+def forget_cached_keys_on_commit() -> None:
+    """Forget this process's keys now, and every process's once the current transaction
+    commits (at once in autocommit), when the change is there to be read."""
+    _cache.clear()
+    transaction.on_commit(forget_cached_keys, robust=True)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    api_key: ApiKey
+    generation: str
+    loaded_at: float
+
+
+# By prefix, in this process; only keys that authenticated, so its size is bounded by the keys
+# in use. Plain dict operations: safe under the GIL for threaded servers too.
+_cache: dict[str, _Entry] = {}
+_CACHE_LIMIT = 10_000
+
+
+def _generation() -> str | None:
+    try:
+        return get_redis().get(redis_keys.CREDENTIALS_GENERATION) or "0"
+    except redis.RedisError:
+        return None  # unknown: read the row, cache nothing
+
+
+def _cached(prefix: str, generation: str | None) -> ApiKey | None:
+    entry = _cache.get(prefix)
+    if entry is None or generation is None or entry.generation != generation:
+        return None
+    if time.monotonic() - entry.loaded_at >= settings.API_KEY_CACHE_SECONDS:
+        return None
+    return entry.api_key
+
+
+def _remember(api_key: ApiKey, generation: str) -> None:
+    if len(_cache) >= _CACHE_LIMIT:
+        _cache.clear()
+    _cache[api_key.prefix] = _Entry(api_key, generation, time.monotonic())
 
 
 def _touch_last_used(api_key: ApiKey, now: datetime) -> None:
@@ -93,6 +166,7 @@ def _touch_last_used(api_key: ApiKey, now: datetime) -> None:
 def revoke_api_key(*, api_key: ApiKey) -> None:
     """Revoke a key from now on; revoking twice keeps the first time."""
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    forget_cached_keys_on_commit()
 
 
 def expiry_in_days(days: int | None) -> datetime | None:

@@ -5,4 +5,4 @@ class OrchestratorConfig(AppConfig):
     name = "orchestrator"
 
     def ready(self) -> None:
-        from orchestrator import signals  # noqa: F401 - connects the Celery signal receivers
+        from orchestrator import signals  # noqa: F401 - connects the signal receivers

@@ -16,6 +16,10 @@ def idempotency_key(workspace_id: str, client_request_id: str) -> str:
 # per series; /metrics reads them all at scrape.
 METRICS = "ai:metrics"
 
+# Bumped (INCR) by every change to an API key or a workspace: web processes drop the keys they
+# cached once it moves (api_keys.py).
+CREDENTIALS_GENERATION = "ai:auth:generation"
+
 # Live Celery workers: a sorted set of worker hostnames scored by their last heartbeat (epoch s).
 WORKERS = "ai:workers"
 

@@ -1,12 +1,17 @@
-"""Celery signal receivers: queue counters, worker heartbeats and the log context of a task."""
+"""Signal receivers: Celery's (queue counters, worker heartbeats, the log context of a task) and
+the models' (cached API keys)."""
 
 import contextlib
 import logging
 
 import redis
 from celery import signals
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from orchestrator import log_context, metrics, workers
+from orchestrator.api_keys import forget_cached_keys_on_commit
+from orchestrator.models import ApiKey, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -73,3 +78,11 @@ def _worker_ready(sender=None, **kwargs) -> None:
 def _worker_shutdown(sender=None, **kwargs) -> None:
     with contextlib.suppress(redis.RedisError):  # the timeout forgets it anyway
         workers.forget_worker(sender.hostname)
+
+
+@receiver([post_save, post_delete], sender=ApiKey)
+@receiver([post_save, post_delete], sender=Workspace)
+def _credentials_changed(**kwargs) -> None:
+    # A web process authenticates from the keys it cached, workspace included: any saved change
+    # to either must reach it (updates that bypass save() call forget_cached_keys themselves).
+    forget_cached_keys_on_commit()

@@ -2,12 +2,14 @@
 
 import base64
 import re
+import time
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory
@@ -17,8 +19,10 @@ from orchestrator import redis_keys
 from orchestrator.api_keys import UnknownScope, issue_api_key, revoke_api_key
 from orchestrator.models import ApiKey, Job
 from orchestrator.redis_client import get_redis
+from orchestrator.workspaces import configure_workspace
 from tests.factories import make_api_key, make_job
-from tests.helpers import queue_length
+from tests.helpers import http, queue_length
+from tests.processes import start_web
 
 VALID_BODY = {"client_request_id": "auth-req-1", "prompt": "Hello"}
 
@@ -42,6 +46,11 @@ def key_parts(plaintext: str) -> tuple[str, str, str]:
 
 def key_row(plaintext: str) -> ApiKey:
     return ApiKey.objects.get(prefix=key_parts(plaintext)[1])
+
+
+def get_job(base_url: str, api_key: str, job: Job) -> int:
+    """The status of GET /ai/jobs/{id} over HTTP, on a new connection each time."""
+    return http(f"{base_url}/ai/jobs/{job.id}", headers={"Authorization": f"Bearer {api_key}"})[0]
 
 
 def call_route(client: APIClient, route: str, job: Job):
@@ -323,6 +332,80 @@ def test_failed_authentication_does_not_touch_last_used_at(workspace, api_key, j
     assert wrong.get(f"/ai/jobs/{job.id}").status_code == 401
 
     assert key_row(api_key).last_used_at is None
+
+
+# --- Cached keys: no key query per request, and every change holds at once -------------------
+
+
+def test_a_key_once_authenticated_is_not_read_again(api_client, job):
+    assert api_client.get(f"/ai/jobs/{job.id}").status_code == 200
+
+    with CaptureQueriesContext(connection) as queries:
+        assert api_client.get(f"/ai/jobs/{job.id}").status_code == 200
+
+    assert not [q["sql"] for q in queries if "orchestrator_apikey" in q["sql"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_revoked_key_is_refused_at_once_by_every_web_process(api_key, job):
+    web, base_url = start_web()  # two gunicorn processes, each caching the key it served
+    try:
+        warm = [get_job(base_url, api_key, job) for _ in range(20)]
+        revoke_api_key(api_key=key_row(api_key))
+        after = [get_job(base_url, api_key, job) for _ in range(20)]
+    finally:
+        web.stop()
+
+    assert warm == [200] * 20
+    assert after == [401] * 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_workspace_change_holds_on_the_next_request(workspace, api_key, job):
+    web, base_url = start_web()
+    try:
+        warm = [get_job(base_url, api_key, job) for _ in range(10)]
+        configure_workspace(workspace=workspace, rate_limit_per_minute=1)
+        after = [get_job(base_url, api_key, job) for _ in range(3)]
+    finally:
+        web.stop()
+
+    assert warm == [200] * 10
+    # The window already holds the warm-up requests: the new limit of one is spent.
+    assert after == [429] * 3
+
+
+def test_an_expired_key_is_refused_though_cached(workspace, job):
+    expires_at = timezone.now() + timedelta(seconds=1)
+    client = client_with(f"Bearer {make_api_key(workspace, expires_at=expires_at)}")
+    assert client.get(f"/ai/jobs/{job.id}").status_code == 200
+
+    time.sleep(1.1)
+
+    assert client.get(f"/ai/jobs/{job.id}").status_code == 401
+
+
+def test_a_change_behind_the_services_back_holds_after_api_key_cache_seconds(
+    settings, api_key, api_client, job
+):
+    settings.API_KEY_CACHE_SECONDS = 1
+    assert api_client.get(f"/ai/jobs/{job.id}").status_code == 200
+    # Raw SQL bumps no generation: the process keeps its copy until the bound.
+    ApiKey.objects.update(revoked_at=timezone.now())
+    assert api_client.get(f"/ai/jobs/{job.id}").status_code == 200
+
+    time.sleep(1.1)
+
+    assert api_client.get(f"/ai/jobs/{job.id}").status_code == 401
+
+
+def test_api_key_cache_seconds_0_reads_the_key_every_time(settings, api_key, api_client, job):
+    settings.API_KEY_CACHE_SECONDS = 0
+    assert api_client.get(f"/ai/jobs/{job.id}").status_code == 200
+
+    ApiKey.objects.update(revoked_at=timezone.now())
+
+    assert api_client.get(f"/ai/jobs/{job.id}").status_code == 401
 
 
 # --- HasRequiredScopes is loud about undeclared scopes ----------------------------------------
