@@ -96,44 +96,67 @@ class ActionSerializer(serializers.Serializer):
     result = serializers.JSONField()
 
 
-class JobSerializer(serializers.ModelSerializer):
-    error = serializers.SerializerMethodField()
-    actions = serializers.SerializerMethodField()
+class JobSerializer(serializers.Serializer):
+    """A job: what was asked, its state, its output and its actions."""
+
+    # The declared fields describe the shape (the OpenAPI schema reads them); to_representation
+    # builds it directly, because DRF's per-field copies and lookups cost half a millisecond on
+    # every submit. tests/orchestrator/test_api_jobs.py holds the two together.
+    id = serializers.UUIDField()
+    client_request_id = serializers.CharField(max_length=128)
+    status = serializers.ChoiceField(choices=Job.Status.choices)
+    model = serializers.CharField(max_length=100)
+    max_output_tokens = serializers.IntegerField()
+    allowed_actions = serializers.ListField(child=serializers.CharField())
+    metadata = serializers.JSONField()
+    output_text = serializers.CharField()
+    tool_calls = serializers.JSONField()
+    usage = serializers.JSONField()
+    error = JobErrorSerializer(allow_null=True)
+    attempts = serializers.IntegerField()
+    actions = ActionSerializer(many=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    cancel_requested_at = serializers.DateTimeField(allow_null=True)
     # A plain string: "" when the job has none (a URI format would refuse the empty string).
     webhook_url = serializers.CharField()
 
-    class Meta:
-        model = Job
-        fields = [
-            "id",
-            "client_request_id",
-            "status",
-            "model",
-            "max_output_tokens",
-            "allowed_actions",
-            "metadata",
-            "output_text",
-            "tool_calls",
-            "usage",
-            "error",
-            "attempts",
-            "actions",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "cancel_requested_at",
-            "webhook_url",
-        ]
+    def to_representation(self, job: Job) -> dict:
+        return {
+            "id": str(job.id),
+            "client_request_id": job.client_request_id,
+            "status": job.status,
+            "model": job.model,
+            "max_output_tokens": job.max_output_tokens,
+            "allowed_actions": list(job.allowed_actions),
+            "metadata": job.metadata,
+            "output_text": job.output_text,
+            "tool_calls": job.tool_calls,
+            "usage": job.usage,
+            "error": job_error(job),
+            "attempts": job.attempts,
+            "actions": ActionSerializer(self.context.get("actions", []), many=True).data,
+            "created_at": _timestamp(job.created_at),
+            "started_at": _timestamp(job.started_at),
+            "finished_at": _timestamp(job.finished_at),
+            "cancel_requested_at": _timestamp(job.cancel_requested_at),
+            "webhook_url": job.webhook_url,
+        }
 
-    @extend_schema_field(JobErrorSerializer(allow_null=True))
-    def get_error(self, job: Job) -> dict | None:
-        if not job.error_code:
-            return None
-        return {"code": job.error_code, "message": job.error_message}
 
-    @extend_schema_field(ActionSerializer(many=True))
-    def get_actions(self, job: Job) -> list[dict]:
-        return ActionSerializer(self.context.get("actions", []), many=True).data
+def job_error(job: Job) -> dict | None:
+    """A failed job's error as the API shows it; None without one."""
+    if not job.error_code:
+        return None
+    return {"code": job.error_code, "message": job.error_message}
+
+
+_TIMESTAMP = serializers.DateTimeField()  # DRF's own format: ISO 8601, UTC as Z
+
+
+def _timestamp(value) -> str | None:
+    return None if value is None else _TIMESTAMP.to_representation(value)
 
 
 class JobListQuerySerializer(serializers.Serializer):
@@ -178,7 +201,7 @@ class JobSummarySerializer(serializers.ModelSerializer):
 
     @extend_schema_field(JobErrorSerializer(allow_null=True))
     def get_error(self, job: Job) -> dict | None:
-        return JobSerializer.get_error(self, job)
+        return job_error(job)
 
 
 class JobPageSerializer(serializers.Serializer):

@@ -304,6 +304,16 @@ def test_own_job_is_shown_with_its_outcome_and_actions_in_plan_order(api_client,
     assert listed == plan
 
 
+def test_a_job_shows_exactly_the_fields_its_schema_declares(api_client, client, workspace):
+    job = factories.make_job(workspace)
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+    body = api_client.get(f"/ai/jobs/{job.id}").json()
+
+    declared = schema["components"]["schemas"]["Job"]
+    assert set(body) == set(declared["properties"]) == set(declared["required"])
+
+
 def test_queued_job_has_no_timestamps_of_running_yet(api_client, workspace):
     job = factories.make_job(workspace)
 
