@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 TEST_ENV := ENV_FILE= DEBUG=false SECRET_KEY=test-only-secret-key LOG_FILE= \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 
-.PHONY: install system-deps run test lint format bench clean
+.PHONY: install system-deps bench-deps run test lint format bench clean
 
 install: $(INSTALLED)
 
@@ -42,8 +42,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# wrk (Debian's) drives the submit path; installed when missing (as root).
+bench-deps:
+	@command -v wrk >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; }
+
 # Loopback only, a few minutes; figures are ratios against baselines measured in the same run.
-bench: install
+bench: install bench-deps
 	$(BIN)/python -m bench.run
 
 format: install
