@@ -3,6 +3,7 @@ error format for every bad input (which changes nothing), and reads scoped to th
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from audit.services import record_action
 from orchestrator import redis_keys
+from orchestrator.api.serializers import JobCreateSerializer
 from orchestrator.models import Job
 from tests import factories
 from tests.helpers import queue_length, submit
@@ -226,6 +228,30 @@ def test_bad_submission_gets_the_error_format_and_changes_nothing(
 
     assert_error(response, status, code, field)
     assert_nothing_left_behind(redis_db)
+
+
+def test_bodies_validated_at_once_on_many_threads_each_get_their_own_outcome():
+    # The submit serializer's fields are shared by every instance in the process.
+    bodies = [
+        json.loads(json_bytes(**{"client_request_id": f"req-{n}", **changes}))
+        for n, changes in enumerate(
+            [{}, {"client_request_id": "req 1"}, {"prompt": DROP}, {"actions": ["slack.post"]}]
+            * 100
+        )
+    ]
+
+    def outcome(body: dict) -> tuple[bool, dict]:
+        serializer = JobCreateSerializer(data=body)
+        valid = serializer.is_valid()
+        return valid, dict(serializer.validated_data) if valid else serializer.errors
+
+    one_by_one = [outcome(body) for body in bodies]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        at_once = list(pool.map(outcome, bodies))
+
+    assert at_once == one_by_one
+    assert [valid for valid, _ in one_by_one] == [True, False, False, False] * 100
+    assert one_by_one[0][1]["client_request_id"] == "req-0"
 
 
 @pytest.mark.django_db(transaction=True)
