@@ -68,6 +68,31 @@ def cpu_seconds(pid: int) -> float:
     return total / CLOCK_TICKS
 
 
+def store_cpu_seconds() -> dict[str, float]:
+    """User + system CPU of every PostgreSQL and Redis server process on the machine, by store.
+
+    The stores share the 2 cores with the web server: what a request costs them counts too.
+    """
+    totals = {"postgres": 0.0, "redis": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+        except OSError:
+            continue
+        name = head.partition("(")[2]
+        store = (
+            "postgres"
+            if name.startswith("postgres")
+            else "redis"
+            if name.startswith("redis-server")
+            else None
+        )
+        if store:
+            fields = rest.split()
+            totals[store] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return totals
+
+
 def largest_rss_mb(pid: int) -> float:
     """The largest resident set among a process and its descendants, in MB."""
     largest = 0

@@ -122,14 +122,16 @@ def report(results: dict) -> None:
     print(f"\nmachine: {m['cores']} cores, PostgreSQL max_connections {m['pg_max_connections']}")
     if "submit" in results:
         print("\nsubmit (gunicorn sync x4, wrk 2 threads)")
+        print("CPU ms/req: the web server's, then PostgreSQL's and Redis's for the same requests")
         print(
             f"{'endpoint':<11}{'conns':>6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-            f"{'CPU ms/req':>12}{'non-2xx':>9}"
+            f"{'CPU web':>9}{'PG':>7}{'Redis':>7}{'non-2xx':>9}"
         )
         for r in results["submit"]:
             print(
                 f"{r['endpoint']:<11}{r['connections']:>6}{r['req_per_s']:>9}{r['p50_ms']:>9}"
-                f"{r['p99_ms']:>9}{r['server_cpu_ms_per_req']:>12}{r['non_2xx']:>9}"
+                f"{r['p99_ms']:>9}{r['server_cpu_ms_per_req']:>9}{r['postgres_cpu_ms_per_req']:>7}"
+                f"{r['redis_cpu_ms_per_req']:>7}{r['non_2xx']:>9}"
             )
     if "worker" in results:
         print(f"\nworker (simulator at {results['settings']['latency_ms']} ms)")

@@ -5,7 +5,7 @@ import os
 import subprocess
 import time
 
-from bench.common import ROOT, cpu_seconds
+from bench.common import ROOT, cpu_seconds, store_cpu_seconds
 from orchestrator.api_keys import issue_api_key
 from orchestrator.models import Workspace
 from orchestrator.redis_client import get_redis
@@ -36,9 +36,12 @@ def run_submit(workspace: Workspace, *, seconds: int, connections: list[int]) ->
         for count in connections:
             for name, (path, auth) in targets.items():
                 get_redis().flushdb()  # every run starts with an empty queue
-                before = cpu_seconds(web.popen.pid)
+                before, stores_before = cpu_seconds(web.popen.pid), store_cpu_seconds()
                 result = _wrk(f"http://127.0.0.1:{port}{path}", auth, count, seconds)
                 cpu = cpu_seconds(web.popen.pid) - before
+                stores = {
+                    name: used - stores_before[name] for name, used in store_cpu_seconds().items()
+                }
                 requests = result["requests"]
                 rows.append(
                     {
@@ -51,6 +54,10 @@ def run_submit(workspace: Workspace, *, seconds: int, connections: list[int]) ->
                         "non_2xx": result["non_2xx"],
                         "socket_errors": result["socket_errors"],
                         "server_cpu_ms_per_req": round(cpu * 1000 / max(requests, 1), 3),
+                        **{
+                            f"{name}_cpu_ms_per_req": round(used * 1000 / max(requests, 1), 3)
+                            for name, used in stores.items()
+                        },
                     }
                 )
     finally:
