@@ -14,6 +14,8 @@ django-prometheus exports django_http_* series labelled by view and records more
 import json
 import logging
 import os
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -122,8 +124,64 @@ def observe(name: str, value: float, **labels: str) -> None:
 
 
 def record(*commands: list[Command]) -> None:
-    """Apply several counts and observations in one round trip."""
-    _write([command for group in commands for command in group])
+    """Apply several counts and observations in one round trip (in a worker: the next flush)."""
+    flat = [command for group in commands for command in group]
+    if _coalescer is not None:
+        _coalescer.add(flat)
+    else:
+        _write(flat)
+
+
+class _Coalescer:
+    """Sums what a worker process records and writes it every `interval` seconds.
+
+    A job records a dequeue, its model calls and its outcome: three round trips each, a tenth of
+    the job's own CPU. Summed per field, a process makes one write per interval whatever the
+    rate of jobs; a series lags by at most the interval, and a process killed with SIGKILL
+    loses at most that much of it.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._pending: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+        self._pid: int | None = None  # of the process whose thread flushes (forks start anew)
+
+    def add(self, commands: list[Command]) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid, self._pending = os.getpid(), {}
+                threading.Thread(target=self._run, name="metrics-flush", daemon=True).start()
+            for command, field, amount in commands:
+                key = (command, field)
+                self._pending[key] = self._pending.get(key, 0) + amount
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if pending:
+            _write([(command, field, amount) for (command, field), amount in pending.items()])
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            self.flush()
+
+
+_coalescer: _Coalescer | None = None
+WORKER_FLUSH_SECONDS = 0.1
+
+
+def coalesce_writes(interval: float) -> None:
+    """From now on, sum what this process records and write it every `interval` seconds."""
+    global _coalescer
+    _coalescer = _Coalescer(interval)
+
+
+def flush() -> None:
+    """Write what is waiting now (a worker shutting down)."""
+    if _coalescer is not None:
+        _coalescer.flush()
 
 
 def counted(name: str, amount: float = 1, **labels: str) -> list[Command]:

@@ -3,6 +3,7 @@ the models' (cached API keys)."""
 
 import contextlib
 import logging
+from contextvars import Token
 
 import redis
 from celery import signals
@@ -16,7 +17,7 @@ from orchestrator.models import ApiKey, Workspace
 logger = logging.getLogger(__name__)
 
 RUN_JOB = "orchestrator.tasks.run_job"
-_task_tokens: dict[str, list] = {}
+_task_tokens: dict[str, list[Token]] = {}
 
 
 @signals.before_task_publish.connect
@@ -38,7 +39,7 @@ def _count_enqueue(sender=None, **kwargs) -> None:
 @signals.task_prerun.connect
 def _task_started(task_id=None, task=None, args=None, **kwargs) -> None:
     job_id = str(args[0]) if task.name == RUN_JOB and args else None
-    _task_tokens[task_id] = log_context.bind(
+    tokens = log_context.bind(
         task_id=task_id,
         job_id=job_id,
         request_id=getattr(task.request, "request_id", None),
@@ -50,6 +51,7 @@ def _task_started(task_id=None, task=None, args=None, **kwargs) -> None:
             metrics.counted("ai_queue_dequeue"),
             metrics.counted("ai_job_redeliveries") if redelivered else [],
         )
+    _task_tokens[task_id] = tokens
 
 
 @signals.task_postrun.connect
@@ -74,8 +76,20 @@ def _worker_ready(sender=None, **kwargs) -> None:
         workers.record_heartbeat(sender.hostname)
 
 
+@signals.worker_init.connect
+def _coalesce_metrics(**kwargs) -> None:
+    # Before the pool starts, so prefork children inherit it too.
+    metrics.coalesce_writes(metrics.WORKER_FLUSH_SECONDS)
+
+
+@signals.worker_process_shutdown.connect
+def _flush_child_metrics(**kwargs) -> None:
+    metrics.flush()
+
+
 @signals.worker_shutdown.connect
 def _worker_shutdown(sender=None, **kwargs) -> None:
+    metrics.flush()
     with contextlib.suppress(redis.RedisError):  # the timeout forgets it anyway
         workers.forget_worker(sender.hostname)
 

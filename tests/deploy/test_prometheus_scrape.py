@@ -74,11 +74,12 @@ def test_prometheus_reads_the_runbook_series(prometheus, web, api_key, worker):
         assert wait_for_job(json.loads(text)["id"]).status == Job.Status.SUCCEEDED
 
     def scraped_after_the_jobs() -> bool:
-        return query(prometheus, "ai_queue_dequeue_total") == JOBS
+        # A job's outcome is the last series its worker writes (every 0.1 s).
+        return query(prometheus, 'ai_jobs_finished_total{status="succeeded"}') == JOBS
 
     wait_until(scraped_after_the_jobs, timeout=20, interval=0.5, message="never scraped")
     assert query(prometheus, "ai_queue_enqueue_total") == JOBS
-    assert query(prometheus, 'ai_jobs_finished_total{status="succeeded"}') == JOBS
+    assert query(prometheus, "ai_queue_dequeue_total") == JOBS
     assert query(prometheus, "ai_queue_depth_total") == 0
     assert query(prometheus, "ai_queue_workers") >= 1
     assert query(prometheus, 'sum(http_requests_total{path="/ai/jobs",method="POST"})') == JOBS

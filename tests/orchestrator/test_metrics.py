@@ -59,6 +59,21 @@ def test_shared_counters_and_histograms_are_read_from_redis():
     assert metric(text, "ai_job_duration_seconds_sum") == pytest.approx(400.3)
 
 
+def test_a_worker_sums_what_it_records_and_writes_it_at_each_interval(monkeypatch):
+    monkeypatch.setattr(metrics, "_coalescer", None)  # this process is no worker after the test
+    metrics.coalesce_writes(0.5)
+    for _ in range(3):
+        metrics.count("ai_queue_dequeue")
+    metrics.observe("ai_model_request_duration_seconds", 0.4)
+
+    assert metric(scrape(), "ai_queue_dequeue_total") == 0  # not before the interval
+
+    wait_until(lambda: metric(scrape(), "ai_queue_dequeue_total") == 3, timeout=5)
+    text = scrape()
+    assert metric(text, "ai_model_request_duration_seconds_count") == 1
+    assert metric(text, "ai_model_request_duration_seconds_sum") == pytest.approx(0.4)
+
+
 def test_undeclared_series_and_labels_are_refused():
     with pytest.raises(KeyError):
         metrics.count("ai_made_up")
@@ -123,6 +138,24 @@ def test_metrics_answer_without_redis_and_say_so(redis_db):
     assert "# TYPE http_requests_total counter" in text
 
 
+def worker_totals(*, finished: int) -> str:
+    """The exposition once the workers' writes (every 0.1 s) hold `finished` job outcomes, the
+    last series a job records."""
+
+    def written() -> bool:
+        text = scrape()
+        return (
+            sum(
+                metric(text, "ai_jobs_finished_total", status=status) or 0
+                for status in Job.FINAL_STATUSES
+            )
+            >= finished
+        )
+
+    wait_until(written, timeout=10)
+    return scrape()
+
+
 # --- Across processes ---------------------------------------------------------------------------
 
 
@@ -145,6 +178,7 @@ def test_counters_add_up_over_web_processes_and_a_worker(api_key, worker, simula
             job = wait_for_job(json.loads(text)["id"])
             assert job.status == Job.Status.SUCCEEDED, (job.error_code, worker.log()[-2000:])
         assert queue_length() == 0
+        worker_totals(finished=6)
 
         # Each scrape may land on either web process; every one must see the totals.
         for _ in range(4):
@@ -188,7 +222,7 @@ def test_retries_failures_and_model_outcomes_are_counted(api_client, worker, sim
     assert wait_for_job(retried.json()["id"]).status == Job.Status.SUCCEEDED
     assert wait_for_job(refused.json()["id"]).status == Job.Status.FAILED
 
-    text = scrape()
+    text = worker_totals(finished=2)
 
     # Celery's retry is a new message: it counts on both sides, so enqueue matches dequeue.
     assert metric(text, "ai_queue_enqueue_total") == 3
@@ -226,6 +260,8 @@ def test_a_message_redelivered_after_a_worker_died_is_counted(api_client, start_
     first = start_worker_with(**fast)
     response = submit(api_client, client_request_id="killed", prompt="SLEEP 1500")
     wait_for_job(response.json()["id"], statuses=[Job.Status.RUNNING])
+    # Killed once its take is written (within 0.1 s; a kill before loses it, as documented).
+    wait_until(lambda: metric(scrape(), "ai_queue_dequeue_total") == 1, timeout=5)
     first.kill()  # the message stays unacknowledged
     # A starting worker restores messages unacknowledged for longer than the visibility timeout.
     time.sleep(5)
@@ -245,7 +281,7 @@ def test_jobs_per_workspace_only_when_opted_in(api_client, start_worker_with):
     response = submit(api_client, client_request_id="per-ws", prompt="Hello")
     assert wait_for_job(response.json()["id"]).status == Job.Status.SUCCEEDED
 
-    text = scrape()
+    text = worker_totals(finished=1)
 
     assert metric(text, "ai_workspace_jobs_finished_total", workspace="ws-a") == 1
     assert metric(text, "ai_jobs_finished_total", status="succeeded") == 1
