@@ -56,19 +56,7 @@ def main() -> int:
             os.environ.get("WEB_CONCURRENCY", "4"),
         ],
         # One threads-pool worker process per core (WORKER_PROCESSES), as DESIGN.md measured.
-        **{
-            f"worker{n}": [
-                str(BIN / "celery"),
-                "-A",
-                "config",
-                "worker",
-                "-l",
-                "info",
-                "-n",
-                f"worker{n}@%h",
-            ]
-            for n in range(1, WORKER_PROCESSES + 1)
-        },
+        **{f"worker{n}": worker_command(f"worker{n}@%h") for n in range(1, WORKER_PROCESSES + 1)},
         "beat": [
             str(BIN / "celery"),
             "-A",
@@ -100,6 +88,26 @@ def main() -> int:
             latency,
         ]
     return supervise(processes, api_key, flower_auth.split(":", 1)[0])
+
+
+def worker_command(name: str) -> list[str]:
+    """The Celery worker as shipped (make run, docker-compose.yml and make bench run this)."""
+    # Pool and concurrency come from the settings (threads, WORKER_CONCURRENCY). No gossip: it
+    # makes every worker consume every other worker's task events, a cost that grows with the
+    # square of the fleet, for features this platform does not use; no mingle, its start-up
+    # sync of revoked tasks (cancellation lives in PostgreSQL).
+    return [
+        str(BIN / "celery"),
+        "-A",
+        "config",
+        "worker",
+        "-l",
+        "info",
+        "--without-gossip",
+        "--without-mingle",
+        "-n",
+        name,
+    ]
 
 
 def ensure_database(db: dict) -> None:
