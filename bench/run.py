@@ -136,13 +136,19 @@ def report(results: dict) -> None:
     if "worker" in results:
         print(f"\nworker (simulator at {results['settings']['latency_ms']} ms)")
         print(
+            "CPU ms/job: the workers' (from ready), then the simulator's, PostgreSQL's and "
+            "Redis's for the same jobs"
+        )
+        print(
             f"{'task':<11}{'pool':<18}{'jobs':>6}{'jobs/s':>8}{'ideal':>8}"
-            f"{'CPU ms/job':>12}{'RSS MB':>8}{'PG conns':>10}"
+            f"{'CPU':>7}{'sim':>6}{'PG':>6}{'Redis':>6}{'RSS MB':>8}{'PG conns':>10}"
         )
         for r in results["worker"]:
             print(
                 f"{r['task']:<11}{r['pool']:<18}{r['jobs']:>6}{r['jobs_per_s']:>8}"
-                f"{r['ideal_jobs_per_s']:>8}{r['cpu_ms_per_job']:>12}{r['rss_mb_per_process']:>8}"
+                f"{r['ideal_jobs_per_s']:>8}{r['cpu_ms_per_job']:>7}"
+                f"{r['simulator_cpu_ms_per_job']:>6}{r['postgres_cpu_ms_per_job']:>6}"
+                f"{r['redis_cpu_ms_per_job']:>6}{r['rss_mb_per_process']:>8}"
                 f"{r['peak_pg_connections']:>10}"
             )
     print("\ntargets")
