@@ -511,10 +511,5 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},
         "httpcore2": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
-        # Celery's "Task ... received" and "... succeeded in" lines, two a job: the job's own
-        # line (orchestrator.execution) says the same with its id and workspace. Failures are
-        # still logged, at ERROR.
-        "celery.worker.strategy": {"level": "WARNING"},
-        "celery.app.trace": {"level": "WARNING"},
     },
 }
