@@ -22,7 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=15, help="wrk duration per run")
     parser.add_argument("--connections", default="16,64")
-    parser.add_argument("--jobs", type=int, default=1500, help="jobs per threads-pool run")
+    parser.add_argument("--jobs", type=int, default=3000, help="jobs per threads-pool run")
     parser.add_argument("--latency-ms", type=int, default=500)
     parser.add_argument("--worker-processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--threads", type=int, default=128)

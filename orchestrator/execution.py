@@ -9,7 +9,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections
 from django.utils import timezone
 
 from actions.policy import WorkspacePolicy
@@ -54,23 +54,36 @@ def _claim(job_id: str) -> Job | None:
     except ValueError:
         return None
     # The conditional UPDATE is the lock: of two deliveries of one message, one claims. One
-    # round trip: RETURNING gives the claimed row (Django's update() cannot).
+    # round trip: RETURNING gives the claimed row (Django's update() cannot), with the
+    # workspace's default webhook URL, so finishing needs no further query.
     now = timezone.now()
     lease = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
-    # The workspace's default webhook URL comes along, so finishing needs no further query.
-    claimed = list(
-        Job.objects.raw(
-            f"UPDATE {Job._meta.db_table} AS job SET status = %s, "  # noqa: S608
-            "attempts = job.attempts + 1, started_at = %s, lease_expires_at = %s "
-            f"FROM {Workspace._meta.db_table} AS workspace "
-            "WHERE job.id = %s AND job.status = %s AND workspace.id = job.workspace_id "
-            "RETURNING job.*, workspace.webhook_url AS workspace_webhook_url",
-            [Status.RUNNING, now, lease, pk, Status.QUEUED],
-        )
-    )
-    if not claimed:
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [Status.RUNNING, now, lease, pk, Status.QUEUED])
+        row = cursor.fetchone()
+    if row is None:
         return None
-    return claimed[0]
+    # Built as the ORM builds rows (Model.from_db, each field's from_db_value), without a
+    # RawQuerySet's per-query mapping of columns to fields: a tenth of a job's CPU.
+    values = [
+        value if convert is None else convert(value, None, connection)
+        for convert, value in zip(_CLAIM_CONVERTERS, row, strict=False)
+    ]
+    job = Job.from_db(connection.alias, _CLAIM_FIELDS, values)
+    job.workspace_webhook_url = row[-1]
+    return job
+
+
+_CLAIM_FIELDS = [field.attname for field in Job._meta.concrete_fields]
+_CLAIM_CONVERTERS = [getattr(field, "from_db_value", None) for field in Job._meta.concrete_fields]
+_CLAIM_SQL = (
+    f"UPDATE {Job._meta.db_table} AS job SET status = %s, "  # noqa: S608
+    "attempts = job.attempts + 1, started_at = %s, lease_expires_at = %s "
+    f"FROM {Workspace._meta.db_table} AS workspace "
+    "WHERE job.id = %s AND job.status = %s AND workspace.id = job.workspace_id "
+    f"RETURNING {', '.join(f'job.{field.column}' for field in Job._meta.concrete_fields)}, "
+    "workspace.webhook_url"
+)
 
 
 def _converse(job: Job) -> None:

@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import redis
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
@@ -100,7 +101,12 @@ SHARED: dict[str, Spec] = {
 
 
 def _field(name: str, labels: dict[str, str]) -> str:
-    return f"{name}|{json.dumps(labels, sort_keys=True, separators=(',', ':'))}"
+    return _field_of(name, tuple(sorted(labels.items())))
+
+
+@lru_cache(maxsize=4096)  # series are few (bounded labels), and a job records a dozen of them
+def _field_of(name: str, labels: tuple[tuple[str, str], ...]) -> str:
+    return f"{name}|{json.dumps(dict(labels), separators=(',', ':'))}"
 
 
 def _labels(name: str, labels: dict[str, str]) -> dict[str, str]:
