@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from actions.models import Task
 from audit.models import ActionAudit
+from orchestrator import execution
 from orchestrator.job_queue import publish_jobs
 from orchestrator.models import Job
 from tests.factories import make_job
@@ -255,3 +256,22 @@ def test_job_whose_lease_expired_is_handed_back_and_run(workspace, start_worker_
     assert job.attempts == 2
     assert job.output_text.startswith("Simulated answer")
     assert simulator.requests() == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "renewed"),
+    [(Status.RUNNING, True), (Status.CANCELLED, False), (Status.QUEUED, False)],
+)
+def test_only_a_job_still_running_has_its_lease_renewed(workspace, settings, status, renewed):
+    # Before each action: a slow send must not let the sweeper hand the job away, and a job
+    # cancelled or handed back meanwhile must not be taken again by the worker that had it.
+    soon = timezone.now() + timedelta(seconds=1)
+    job = make_job(workspace, status=status, lease_expires_at=soon)
+
+    assert execution._renew_lease(job) is renewed
+
+    lease = Job.objects.get(pk=job.pk).lease_expires_at
+    if renewed:
+        assert lease >= timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS - 5)
+    else:
+        assert lease == soon
