@@ -80,10 +80,10 @@ _CLAIM_CONVERTERS = [getattr(field, "from_db_value", None) for field in Job._met
 _CLAIM_SQL = (
     f"UPDATE {Job._meta.db_table} AS job SET status = %s, "  # noqa: S608
     "attempts = job.attempts + 1, started_at = %s, lease_expires_at = %s "
-    f"FROM {Workspace._meta.db_table} AS workspace "
-    "WHERE job.id = %s AND job.status = %s AND workspace.id = job.workspace_id "
+    "WHERE job.id = %s AND job.status = %s "
     f"RETURNING {', '.join(f'job.{field.column}' for field in Job._meta.concrete_fields)}, "
-    "workspace.webhook_url"
+    # A subquery rather than a join: half the planning, every job.
+    f"(SELECT webhook_url FROM {Workspace._meta.db_table} WHERE id = job.workspace_id)"
 )
 
 
