@@ -14,6 +14,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from scripts.run_stack import worker_command
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -140,27 +142,13 @@ class Simulator(Process):
 
 
 def start_worker(simulator: Simulator, *, beat: bool = False, **env: str) -> Process:
-    """A real Celery worker (threads pool) on the test database and Redis.
+    """The shipped Celery worker (threads pool, 8 threads here) on the test database and Redis.
 
     With `beat`, the worker also runs the beat schedule (the stale-job sweeper)."""
     beat_args = ["-B", "-s", f"{tempfile.mkdtemp(prefix='beat-')}/schedule"] if beat else []
     worker = Process(
         "worker",
-        [
-            str(BIN / "celery"),
-            "-A",
-            "config",
-            "worker",
-            "-l",
-            "info",
-            "--concurrency",
-            "8",
-            "--without-mingle",
-            "--without-gossip",
-            "-n",
-            f"test-{uuid.uuid4().hex[:8]}@%h",
-            *beat_args,
-        ],
+        [*worker_command(f"test-{uuid.uuid4().hex[:8]}@%h"), "--concurrency", "8", *beat_args],
         process_env(OPENAI_BASE_URL=simulator.base_url, OPENAI_API_KEY="test-key", **env),
     )
     worker.wait_for_log("ready.")
