@@ -65,7 +65,7 @@ def _claim(job_id: str) -> Job | None:
     if row is None:
         return None
     # Built as the ORM builds rows (Model.from_db, each field's from_db_value), without a
-    # RawQuerySet's per-query mapping of columns to fields: a tenth of a job's CPU.
+    # RawQuerySet's per-query mapping of columns to fields (0.15 ms a job).
     values = [
         value if convert is None else convert(value, None, connection)
         for convert, value in zip(_CLAIM_CONVERTERS, row, strict=False)

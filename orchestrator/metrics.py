@@ -138,13 +138,17 @@ def record(*commands: list[Command]) -> None:
         _write(flat)
 
 
+# How often a worker process writes what its jobs recorded (see _Coalescer).
+WORKER_FLUSH_SECONDS = 0.1
+
+
 class _Coalescer:
     """Sums what a worker process records and writes it every `interval` seconds.
 
-    A job records a dequeue, its model calls and its outcome: three round trips each, a tenth of
-    the job's own CPU. Summed per field, a process makes one write per interval whatever the
-    rate of jobs; a series lags by at most the interval, and a process killed with SIGKILL
-    loses at most that much of it.
+    Written as they happen, a job's dequeue, model calls and outcome cost three Redis round
+    trips, a tenth of the job's CPU. Summed per field, a process makes one write per interval
+    whatever the rate of jobs; a series lags by at most the interval, and a process killed with
+    SIGKILL loses at most that much of it.
     """
 
     def __init__(self, interval: float) -> None:
@@ -175,7 +179,6 @@ class _Coalescer:
 
 
 _coalescer: _Coalescer | None = None
-WORKER_FLUSH_SECONDS = 0.1
 
 
 def coalesce_writes(interval: float) -> None:

@@ -39,7 +39,7 @@ def _count_enqueue(sender=None, **kwargs) -> None:
 @signals.task_prerun.connect
 def _task_started(task_id=None, task=None, args=None, **kwargs) -> None:
     job_id = str(args[0]) if task.name == RUN_JOB and args else None
-    tokens = log_context.bind(
+    _task_tokens[task_id] = log_context.bind(
         task_id=task_id,
         job_id=job_id,
         request_id=getattr(task.request, "request_id", None),
@@ -51,7 +51,6 @@ def _task_started(task_id=None, task=None, args=None, **kwargs) -> None:
             metrics.counted("ai_queue_dequeue"),
             metrics.counted("ai_job_redeliveries") if redelivered else [],
         )
-    _task_tokens[task_id] = tokens
 
 
 @signals.task_postrun.connect
