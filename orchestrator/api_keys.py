@@ -87,7 +87,9 @@ def authenticate_api_key(plaintext: str) -> ApiKey | None:
     cached = api_key is not None
     if not cached:
         api_key = ApiKey.objects.select_related("workspace").filter(prefix=prefix).first()
-    # Digest even when the prefix is unknown, so timing does not reveal which prefixes exist.
+    # Digest even when the prefix is unknown, so an unknown prefix and a wrong secret take as
+    # long. (A cached key answers sooner than a row read: timing may tell a prefix in use, 48
+    # random bits that are worth nothing without the secret.)
     candidate = digest_secret(secret)
     if api_key is None or not hmac.compare_digest(candidate, api_key.digest):
         return None
