@@ -10,7 +10,7 @@ from django.conf import settings
 from redis import BlockingConnectionPool
 
 from config.celery import app
-from orchestrator import redis_keys
+from orchestrator import broker_transport, redis_keys
 from orchestrator.exceptions import ModelUnavailable
 from orchestrator.redis_client import get_redis
 from tests.helpers import queue_length, submit
@@ -70,6 +70,18 @@ def test_broker_visibility_timeout_outlasts_the_longest_job_and_its_lease():
 
 def test_broker_uses_the_runbook_redis_timeout():
     assert app.conf.broker_transport_options["socket_timeout"] == 5
+
+
+def test_the_broker_channel_sends_every_command_through_one_redis_client(redis_db):
+    # The worker path creates no Redis client per publish or ack (orchestrator/broker_transport).
+    with app.connection_for_write() as connection:
+        assert isinstance(connection.transport, broker_transport.Transport)
+        channel = connection.default_channel
+        with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
+            assert first is second
+        # Still a working channel: a message put through it is in Redis, where workers read.
+        channel._put(redis_keys.JOB_QUEUE, {"body": "probe", "properties": {}})
+        assert queue_length() == 1
 
 
 def test_beat_schedule_runs_the_stale_job_sweeper(tasks):
