@@ -27,10 +27,7 @@ def main() -> None:
     try:
         from django.conf import settings
 
-        from orchestrator import model_client
-
-        settings.OPENAI_BASE_URL = simulator.base_url
-        model_client._client.cache_clear()  # built from the settings on first use
+        settings.OPENAI_BASE_URL = simulator.base_url  # the model client follows the settings
         profile_submit(workspace, args.requests)
         profile_worker(workspace, args.jobs)
     finally:

@@ -4,8 +4,6 @@ The endpoint validates a small body, runs SET NX EX, inserts a row and calls app
 task makes one model call and one UPDATE. No authentication, scopes, fingerprint or audit.
 """
 
-from functools import cache
-
 import openai
 from celery import shared_task
 from django.conf import settings
@@ -47,20 +45,20 @@ class ReferenceSubmitView(APIView):
         return Response({"id": str(job.id)}, status=202)
 
 
-@cache
-def _client() -> openai.OpenAI:
-    return openai.OpenAI(
-        api_key=settings.OPENAI_API_KEY or "bench",
-        base_url=settings.OPENAI_BASE_URL,
-        timeout=settings.AI_REQUEST_TIMEOUT_SECONDS,
-        max_retries=0,
-    )
+# Built at import, as most services build theirs, so the worker has it before its first job:
+# ours is built before the worker is ready too (model_client.prepare).
+_client = openai.OpenAI(
+    api_key=settings.OPENAI_API_KEY or "bench",
+    base_url=settings.OPENAI_BASE_URL,
+    timeout=settings.AI_REQUEST_TIMEOUT_SECONDS,
+    max_retries=0,
+)
 
 
 @shared_task
 def reference_job(job_id: str) -> None:
     started = timezone.now()
-    response = _client().chat.completions.create(
+    response = _client.chat.completions.create(
         model=settings.AI_MODEL,
         messages=[{"role": "user", "content": f"reference job {job_id}"}],
         max_tokens=settings.AI_MAX_OUTPUT_TOKENS,

@@ -10,7 +10,7 @@ from celery import signals
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from orchestrator import log_context, metrics, workers
+from orchestrator import log_context, metrics, model_client, workers
 from orchestrator.api_keys import forget_cached_keys_on_commit
 from orchestrator.models import ApiKey, Workspace
 
@@ -79,6 +79,12 @@ def _worker_ready(sender=None, **kwargs) -> None:
 def _coalesce_metrics(**kwargs) -> None:
     # Before the pool starts, so prefork children inherit it too.
     metrics.coalesce_writes(metrics.WORKER_FLUSH_SECONDS)
+
+
+@signals.worker_init.connect
+def _prepare_model_client(**kwargs) -> None:
+    # Before the pool starts, so prefork children inherit the TLS context too.
+    model_client.prepare()
 
 
 @signals.worker_process_shutdown.connect

@@ -13,13 +13,15 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.monotonic()
+    client_port: int  # which of the client's connections carried it
 
 
 class WebhookReceiver:
     """Records every POST; answers each with the next scripted (status, body, headers)."""
 
-    def __init__(self, tls_cert=None) -> None:
-        """With `tls_cert` (a trustme LeafCert), an https receiver that records the SNI names."""
+    def __init__(self, tls_cert=None, *, keep_alive: bool = False) -> None:
+        """With `tls_cert` (a trustme LeafCert), an https receiver that records the SNI names;
+        with `keep_alive`, HTTP/1.1 connections that carry more than one request."""
         self.received: list[Received] = []
         self.server_names: list[str | None] = []
         self.script: list[tuple[int, bytes, dict[str, str]]] = []
@@ -27,11 +29,19 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver._lock:
                     receiver.received.append(
-                        Received(self.path, dict(self.headers), body, time.monotonic())
+                        Received(
+                            self.path,
+                            dict(self.headers),
+                            body,
+                            time.monotonic(),
+                            self.client_address[1],
+                        )
                     )
                     status, reply, headers = (
                         receiver.script.pop(0) if receiver.script else (200, b"ok", {})

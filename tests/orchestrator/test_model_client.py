@@ -2,6 +2,7 @@
 no well-behaved model does."""
 
 import json
+import threading
 
 import pytest
 
@@ -19,11 +20,9 @@ def model_at(settings):
     """Point the model client at a base URL for the test, then back."""
 
     def point(base_url: str) -> None:
-        settings.OPENAI_BASE_URL = base_url
-        model_client._client.cache_clear()  # built from the settings on first use
+        settings.OPENAI_BASE_URL = base_url  # the client is built again when it changes
 
-    yield point
-    model_client._client.cache_clear()
+    return point
 
 
 @pytest.fixture
@@ -123,3 +122,25 @@ def test_tool_arguments_sent_as_an_object_are_kept_as_json_text(scripted_model):
         "messages": [{"role": "user", "content": "Plan my day"}],
         "max_tokens": 100,
     }
+
+
+def test_each_worker_thread_keeps_its_own_connection_to_the_model(model_at):
+    server = WebhookReceiver(keep_alive=True)
+    model_at(f"{server.url}/v1")
+    completion = {"choices": [{"message": {"role": "assistant", "content": "Hi"}}]}
+    server.answer(200, json.dumps(completion).encode(), {"Content-Type": "application/json"}, 4)
+    try:
+        ask("first thread")
+        ask("first thread")
+        other = threading.Thread(target=lambda: (ask("second thread"), ask("second thread")))
+        other.start()
+        other.join()
+    finally:
+        server.stop()
+
+    # One after the other, so a pool shared by the threads would have used one connection.
+    first = {request.client_port for request in server.received[:2]}
+    second = {request.client_port for request in server.received[2:]}
+    assert len(first) == 1
+    assert len(second) == 1
+    assert first != second
