@@ -11,6 +11,7 @@ from functools import cache
 
 from django.conf import settings
 from django.db import connection, connections
+from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils import timezone
 
 from actions.policy import WorkspacePolicy
@@ -59,7 +60,7 @@ def _claim(job_id: str) -> Job | None:
     # workspace's default webhook URL, so finishing needs no further query.
     now = timezone.now()
     lease = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
-    with connection.cursor() as cursor:
+    with _prepared_cursor() as cursor:
         cursor.execute(_CLAIM_SQL, [Status.RUNNING, now, lease, pk, Status.QUEUED])
         row = cursor.fetchone()
     if row is None:
@@ -292,9 +293,30 @@ def _update_if_running(job: Job, **values) -> bool:
         field.get_db_prep_save(value, connection)
         for field, value in zip(fields, values.values(), strict=True)
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_update_sql(tuple(field.column for field in fields)), [*params, job.pk])
+    sql = _update_sql(tuple(field.column for field in fields))
+    with _prepared_cursor() as cursor:
+        cursor.execute(sql, [*params, job.pk])
         return cursor.rowcount == 1
+
+
+def _prepared_cursor():
+    """A Django cursor whose statements PostgreSQL parses and plans once per pooled connection.
+
+    Django's cursors bind parameters on the client, so every claim and every write of a job was
+    parsed and planned anew; the worker's few hot statements go through this one instead.
+    """
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        # Wrapped as connection.cursor() wraps its own: errors, query logging, thread checks.
+        return connection._prepare_cursor(_PreparingCursor(connection.connection))
+
+
+class _PreparingCursor(ServerBindingCursor):
+    # Django turns psycopg's automatic preparation off (for transaction-mode poolers, which
+    # PgBouncer supports since 1.21 with max_prepared_statements); these statements opt in.
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
 
 
 _JOB_FIELDS = {field.name: field for field in Job._meta.concrete_fields}
