@@ -15,6 +15,7 @@ from django.db import connection
 from bench.common import ROOT, prepare
 from bench.submit import run_submit
 from bench.worker import run_worker_config
+from scripts.run_stack import WORKER_PROCESSES
 from tests.processes import Simulator
 
 
@@ -24,7 +25,7 @@ def main() -> None:
     parser.add_argument("--connections", default="16,64")
     parser.add_argument("--jobs", type=int, default=3000, help="jobs per threads-pool run")
     parser.add_argument("--latency-ms", type=int, default=500)
-    parser.add_argument("--worker-processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--worker-processes", type=int, default=WORKER_PROCESSES)
     parser.add_argument("--threads", type=int, default=128)
     parser.add_argument("--only", choices=["submit", "worker"])
     args = parser.parse_args()

@@ -85,6 +85,7 @@ def test_worker_and_beat_run_celery():
     # The worker make run starts, the one make bench measures: same arguments but its name.
     shipped = ["celery", *worker_command("any@%h")[1:-2]]
     assert SERVICES["worker"]["command"] == shipped
+    assert SERVICES["worker"]["deploy"]["replicas"] == 2  # two processes per core, 2 cores
     assert command("beat").startswith("celery -A config beat")
     assert any(v.endswith(":/app/.run") for v in SERVICES["beat"]["volumes"])
 
