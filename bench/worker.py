@@ -5,6 +5,7 @@ one UPDATE) on the same pool, plus Celery's default prefork shape. Jobs/s run fr
 start to the last finish, read from the job rows.
 """
 
+import time
 import uuid
 
 from django.db import connection
@@ -17,7 +18,7 @@ from orchestrator import redis_keys, services
 from orchestrator.models import Job, Workspace
 from orchestrator.redis_client import get_redis
 from scripts.run_stack import worker_command
-from tests.processes import Process, Simulator, process_env, wait_until
+from tests.processes import Process, Simulator, process_env
 
 STAGED = "bench:staged-jobs"
 
@@ -51,15 +52,7 @@ def run_worker_config(
             cpu_at_ready = sum(cpu_seconds(w.popen.pid) for w in workers)
             others_before = _others_cpu(simulator)
             redis.rename(STAGED, redis_keys.JOB_QUEUE)
-            wait_until(
-                lambda: (
-                    not Job.objects.filter(workspace=workspace)
-                    .exclude(status__in=Job.FINAL_STATUSES)
-                    .exists()
-                ),
-                timeout=900,
-                interval=0.25,
-            )
+            _wait_until_finished(workspace, workers)
             cpu = sum(cpu_seconds(w.popen.pid) for w in workers) - cpu_at_ready
             others = {
                 name: used - others_before[name] for name, used in _others_cpu(simulator).items()
@@ -86,6 +79,22 @@ def run_worker_config(
         "rss_mb_per_process": round(rss, 1),
         "peak_pg_connections": peak.peak,
     }
+
+
+def _wait_until_finished(workspace: Workspace, workers: list[Process], stall: float = 60) -> None:
+    # A task that fails leaves its job unfinished for good: give up once nothing has finished
+    # for a minute, with the worker's account of why.
+    left, progressed = None, time.monotonic()
+    unfinished = Job.objects.filter(workspace=workspace).exclude(status__in=Job.FINAL_STATUSES)
+    while left != 0:
+        if (count := unfinished.count()) != left:
+            left, progressed = count, time.monotonic()
+        elif time.monotonic() - progressed > stall:
+            raise RuntimeError(
+                f"{left} jobs unfinished, none finished for {stall:g} s; "
+                f"the first worker's log ends:\n{workers[0].log()[-3000:]}"
+            )
+        time.sleep(0.25)
 
 
 def _others_cpu(simulator: Simulator) -> dict[str, float]:
