@@ -184,11 +184,9 @@ if DB_POOL_MAX_SIZE:
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": 10,
     }
-# Only the worker's hot statements are prepared (orchestrator/execution.py): Django's own
-# cursors bind on the client and never are. Off behind a pooler that cannot keep prepared
-# statements (PgBouncer in transaction mode before 1.21).
-if _bool("DB_PREPARED_STATEMENTS", True):
-    _database.setdefault("OPTIONS", {})["prepare_threshold"] = 5
+# The worker's hot statements are prepared on their connection (orchestrator/execution.py).
+# Off behind a pooler that cannot keep prepared statements (PgBouncer before 1.21).
+DB_PREPARED_STATEMENTS = _bool("DB_PREPARED_STATEMENTS", True)
 DATABASES = {"default": _database}
 
 # --- Redis ------------------------------------------------------------------------------------

@@ -307,14 +307,20 @@ def _prepared_cursor():
     """
     connection.close_if_health_check_failed()
     connection.ensure_connection()
+    # Django turns psycopg's preparation off on its connections, for transaction-mode poolers;
+    # only the connections these statements use get it back, so web requests pay nothing.
+    connection.connection.prepare_threshold = (
+        _PREPARE_THRESHOLD if settings.DB_PREPARED_STATEMENTS else None
+    )
     with connection.wrap_database_errors:
         # Wrapped as connection.cursor() wraps its own: errors, query logging, thread checks.
         return connection._prepare_cursor(_PreparingCursor(connection.connection))
 
 
+_PREPARE_THRESHOLD = 5  # psycopg's default; the cursor below prepares at the first execution
+
+
 class _PreparingCursor(ServerBindingCursor):
-    # Django turns psycopg's automatic preparation off (for transaction-mode poolers, which
-    # PgBouncer supports since 1.21 with max_prepared_statements); these statements opt in.
     def execute(self, query, params=None, *, prepare=None, binary=None):
         return super().execute(query, params, prepare=True, binary=binary)
 

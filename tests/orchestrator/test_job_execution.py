@@ -297,18 +297,15 @@ def test_the_claim_and_the_writes_of_a_job_stay_prepared_on_their_connection(wor
     assert sum("SET lease_expires_at = $1 WHERE id = $2" in s for s in statements) == 1
 
 
-def test_without_prepared_statements_a_job_is_claimed_and_written_all_the_same(workspace):
+def test_without_prepared_statements_a_job_is_claimed_and_written_all_the_same(workspace, settings):
     # DB_PREPARED_STATEMENTS=false, for a pooler that cannot keep them (PgBouncer before 1.21).
+    settings.DB_PREPARED_STATEMENTS = False
     job = make_job(workspace)
-    connection.ensure_connection()
-    threshold = connection.connection.prepare_threshold
-    connection.connection.prepare_threshold = None
     prepared_before = prepared_statements()  # the pooled connection may have served other tests
-    try:
-        claimed = execution._claim(str(job.pk))
-        assert claimed is not None
-        assert execution._renew_lease(claimed)
-        assert prepared_statements() == prepared_before
-    finally:
-        connection.connection.prepare_threshold = threshold
+
+    claimed = execution._claim(str(job.pk))
+    assert claimed is not None
+    assert execution._renew_lease(claimed)
+
+    assert prepared_statements() == prepared_before
     assert Job.objects.get(pk=job.pk).status == Status.RUNNING
