@@ -119,7 +119,11 @@ class PeakConnections(threading.Thread):
         import psycopg
 
         database = settings.DATABASES["default"]["NAME"]
-        with psycopg.connect(dbname="postgres", host="127.0.0.1", user="postgres") as conn:
+        # Autocommit: inside one transaction PostgreSQL answers every sample from the snapshot
+        # of pg_stat_activity it took first, and the peak stayed at its first value.
+        with psycopg.connect(
+            dbname="postgres", host="127.0.0.1", user="postgres", autocommit=True
+        ) as conn:
             while not self._done.wait(0.05):
                 row = conn.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [database]
