@@ -41,8 +41,8 @@ _local = threading.local()
 def prepare() -> None:
     """Build the shared TLS context and this thread's client now, before the first job.
 
-    The first client imports the HTTP stack and loads the TLS certificates: a tenth of a second
-    of CPU per process, which would otherwise land on the first jobs.
+    The first client imports the HTTP stack and loads the TLS certificates: a few tenths of a
+    second of CPU per process, which would otherwise land on the first jobs.
     """
     _client()
 
