@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15, help="wrk duration per run")
     parser.add_argument("--connections", default="16,64")
     # About 30 s a run: no job finishes in a run's first half second, so the ramp and the tail
-    # weigh on a short run (8% of a 10 s one) more than on prefork's 15 s (3%).
+    # weigh on a short run (8% of a 10 s one); prefork's run (a 25th of the jobs) lasts 50 s.
     parser.add_argument("--jobs", type=int, default=10000, help="jobs per threads-pool run")
     parser.add_argument("--latency-ms", type=int, default=500)
     parser.add_argument("--worker-processes", type=int, default=WORKER_PROCESSES)
