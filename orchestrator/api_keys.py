@@ -133,6 +133,8 @@ _CACHE_LIMIT = 10_000
 
 
 def _generation() -> str | None:
+    if not settings.API_KEY_CACHE_SECONDS:
+        return None  # no cache to check: the row is read anyway, so no round trip for this
     try:
         return get_redis().get(redis_keys.CREDENTIALS_GENERATION) or "0"
     except redis.RedisError:

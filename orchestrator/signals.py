@@ -12,11 +12,11 @@ from django.dispatch import receiver
 
 from orchestrator import log_context, metrics, model_client, workers
 from orchestrator.api_keys import forget_cached_keys_on_commit
+from orchestrator.job_queue import RUN_JOB
 from orchestrator.models import ApiKey, Workspace
 
 logger = logging.getLogger(__name__)
 
-RUN_JOB = "orchestrator.tasks.run_job"
 _task_tokens: dict[str, list[Token]] = {}
 
 
