@@ -420,7 +420,9 @@ MAX_REQUEST_BODY_BYTES = 256 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["orchestrator.api.authentication.ApiKeyAuthentication"],
+    # API keys authenticate only WorkspaceAPIView (its authentication_classes), which confirms
+    # cached keys; no other view takes them.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["orchestrator.api.permissions.HasRequiredScopes"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

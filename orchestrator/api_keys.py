@@ -6,9 +6,12 @@ the return value of `issue_api_key`.
 
 Each web process keeps the keys it has authenticated, with their workspace, so a request costs
 no database query: the key's row was a quarter of the submit path. Every request still checks
-its digest, scopes and expiry, and reads the credentials generation from Redis (one GET): any
-change to a key or a workspace bumps it, so a revocation holds on the very next request in every
-process. Without Redis, or past API_KEY_CACHE_SECONDS, the row is read again.
+its digest, scopes and expiry. Any change to a key or a workspace bumps the credentials
+generation in Redis, and a cached key is only provisional until the request's rate-limit round
+trip has found the generation it was cached at (rate_limits.py): the check costs no round trip
+of its own, and a revocation still holds on the very next request in every process. When the
+generation has moved, or Redis cannot say, the request is answered again from the key's row
+(api/base.py). Past API_KEY_CACHE_SECONDS the row is read again in any case.
 """
 
 import hashlib
@@ -75,17 +78,33 @@ def issue_api_key(
     return IssuedKey(api_key=api_key, plaintext=f"{KEY_TAG}_{prefix}_{secret}")
 
 
-def authenticate_api_key(plaintext: str) -> ApiKey | None:
-    """The active key matching `plaintext`, or None; the caller cannot tell why it failed."""
+@dataclass(frozen=True)
+class Authenticated:
+    """A key that matched, and whether it still has to be confirmed current."""
+
+    api_key: ApiKey
+    # For a key served from this process's cache: the credentials generation it was cached at,
+    # which the request's rate-limit round trip must still find (hit_workspace_limit's
+    # confirm_generation). None when the key's row was read for this request.
+    unconfirmed_generation: str | None = None
+
+
+def authenticate_api_key(plaintext: str, *, use_cache: bool = True) -> Authenticated | None:
+    """The active key matching `plaintext`, or None; the caller cannot tell why it failed.
+
+    A key from the cache comes back unconfirmed: the caller must confirm its generation before
+    acting on it. `use_cache=False` reads the key's row.
+    """
     tag, _, rest = plaintext.partition("_")
     prefix, _, secret = rest.partition("_")
     if tag != KEY_TAG or not prefix or not secret:
         return None
-    # Read before the row, so a change committed after the row was read bumps it past this.
-    generation = _generation()
-    api_key = _cached(prefix, generation)
-    cached = api_key is not None
-    if not cached:
+    entry = _cached(prefix) if use_cache else None
+    if entry is not None:
+        api_key = entry.api_key
+    else:
+        # Read before the row, so a change committed after the row was read bumps it past this.
+        generation = _generation()
         api_key = ApiKey.objects.select_related("workspace").filter(prefix=prefix).first()
     # Digest even when the prefix is unknown, so an unknown prefix and a wrong secret take as
     # long. (A cached key answers sooner than a row read: timing may tell a prefix in use, 48
@@ -96,15 +115,17 @@ def authenticate_api_key(plaintext: str) -> ApiKey | None:
     now = timezone.now()
     if not api_key.is_active(now):
         return None
-    if not cached and generation is not None:
-        _remember(api_key, generation)
     _touch_last_used(api_key, now)
-    return api_key
+    if entry is not None:
+        return Authenticated(api_key, unconfirmed_generation=entry.generation)
+    if generation is not None:
+        _remember(api_key, generation)
+    return Authenticated(api_key)
 
 
 def forget_cached_keys() -> None:
     """Make every process read keys and workspaces again (after a change to either)."""
-    _cache.clear()
+    forget_cached_keys_here()
     try:
         get_redis().incr(redis_keys.CREDENTIALS_GENERATION)
     except redis.RedisError as exc:
@@ -112,10 +133,15 @@ def forget_cached_keys() -> None:
         logger.warning("credentials generation not bumped, Redis unavailable: %s", exc)
 
 
+def forget_cached_keys_here() -> None:
+    """Drop this process's cached keys (once the generation is known to have moved)."""
+    _cache.clear()
+
+
 def forget_cached_keys_on_commit() -> None:
     """Forget this process's keys now, and every process's once the current transaction
     commits (at once in autocommit), when the change is there to be read."""
-    _cache.clear()
+    forget_cached_keys_here()
     transaction.on_commit(forget_cached_keys, robust=True)
 
 
@@ -141,13 +167,11 @@ def _generation() -> str | None:
         return None  # unknown: read the row, cache nothing
 
 
-def _cached(prefix: str, generation: str | None) -> ApiKey | None:
+def _cached(prefix: str) -> _Entry | None:
     entry = _cache.get(prefix)
-    if entry is None or generation is None or entry.generation != generation:
+    if entry is None or time.monotonic() - entry.loaded_at >= settings.API_KEY_CACHE_SECONDS:
         return None
-    if time.monotonic() - entry.loaded_at >= settings.API_KEY_CACHE_SECONDS:
-        return None
-    return entry.api_key
+    return entry
 
 
 def _remember(api_key: ApiKey, generation: str) -> None:
@@ -161,7 +185,8 @@ def _touch_last_used(api_key: ApiKey, now: datetime) -> None:
     stale_before = now - LAST_USED_RESOLUTION
     if api_key.last_used_at is not None and api_key.last_used_at >= stale_before:
         return
-    ApiKey.objects.filter(pk=api_key.pk).filter(
+    # A cached copy may not know yet that the key was revoked: never record a use after that.
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale_before)
     ).update(last_used_at=now)
     api_key.last_used_at = now

@@ -15,6 +15,12 @@ class OrchestratorError(Exception):
         self.fields = fields or {}
 
 
+class CredentialsUnconfirmed(Exception):
+    """A cached API key could not be confirmed current: the credentials generation moved, or
+    Redis could not say. Nothing was counted or reserved; the request must be answered again
+    from the key's row (api/base.py), so this never reaches a client."""
+
+
 class IdempotencyKeyReused(OrchestratorError):
     code = "idempotency_key_reused"
     status = 422

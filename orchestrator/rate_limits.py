@@ -4,7 +4,9 @@ One Lua script trims the window, counts and records the request atomically, so c
 requests on any number of web processes and hosts share one exact count. The clock is Redis's
 own (TIME), so web hosts with skewed clocks agree. The submit path runs the same script with the
 idempotency `SET NX` folded in: a refused request reserves nothing, and an accepted one costs a
-single round trip for both.
+single round trip for both. The same round trip confirms a cached API key: the script first
+checks that the credentials generation is still the one the key was cached at, and does nothing
+if it is not (api_keys.py).
 """
 
 import logging
@@ -17,6 +19,7 @@ import redis
 from django.conf import settings
 
 from orchestrator import redis_keys
+from orchestrator.exceptions import CredentialsUnconfirmed
 from orchestrator.metrics import RATE_LIMIT_FAIL_OPEN
 from orchestrator.models import Workspace
 from orchestrator.redis_client import get_redis
@@ -25,10 +28,15 @@ logger = logging.getLogger(__name__)
 
 WINDOW_MS = 60_000
 
-# KEYS[1] window; KEYS[2] optional idempotency key. ARGV: limit, window ms, member, and for the
-# key its value and TTL. limit 0 means unlimited (no window kept). Returns
-# {allowed, remaining, ms until a slot frees, reserved}; reserved is -1 without an idempotency key.
+# KEYS[1] window; KEYS[2] credentials generation; KEYS[3] optional idempotency key. ARGV: limit,
+# window ms, member, the generation to confirm ('' for none), and for the idempotency key its
+# value and TTL. limit 0 means unlimited (no window kept). Returns {allowed, remaining, ms until
+# a slot frees, reserved}; reserved is -1 without an idempotency key; allowed is -1 when the
+# generation has moved, and then nothing was counted or reserved.
 _SCRIPT = """
+if ARGV[4] ~= '' and (redis.call('GET', KEYS[2]) or '0') ~= ARGV[4] then
+  return {-1, 0, 0, -1}
+end
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local remaining, reset = 0, 0
@@ -48,8 +56,8 @@ if limit > 0 then
   reset = tonumber(oldest[2]) + window - now
 end
 local reserved = -1
-if KEYS[2] then
-  reserved = redis.call('SET', KEYS[2], ARGV[4], 'NX', 'EX', ARGV[5]) and 1 or 0
+if KEYS[3] then
+  reserved = redis.call('SET', KEYS[3], ARGV[5], 'NX', 'EX', ARGV[6]) and 1 or 0
 end
 return {1, remaining, reset, reserved}
 """
@@ -96,35 +104,54 @@ def workspace_limit(workspace: Workspace) -> int:
 
 
 def hit_workspace_limit(
-    *, workspace: Workspace, reserve: tuple[str, str] | None = None
+    *,
+    workspace: Workspace,
+    reserve: tuple[str, str] | None = None,
+    confirm_generation: str | None = None,
 ) -> RateLimit:
     """Count one request of the workspace; with `reserve` (client_request_id, job id), also
-    reserve the idempotency key, only if the request is allowed."""
+    reserve the idempotency key, only if the request is allowed.
+
+    With `confirm_generation` (a cached key's), raise CredentialsUnconfirmed, having done
+    nothing, unless the credentials generation is still that one.
+    """
     idempotency = None
     if reserve is not None:
         idempotency = (redis_keys.idempotency_key(workspace.id, reserve[0]), reserve[1])
-    return _hit(redis_keys.rate_limit_key(workspace.id), workspace_limit(workspace), idempotency)
+    return _hit(
+        redis_keys.rate_limit_key(workspace.id),
+        workspace_limit(workspace),
+        idempotency,
+        confirm_generation,
+    )
 
 
 def hit_auth_failure_limit(*, client_address: str) -> RateLimit:
     """Count one failed authentication from a client address."""
     key = redis_keys.auth_failure_key(client_address)
-    return _hit(key, settings.AUTH_FAILURES_PER_MINUTE, None)
+    return _hit(key, settings.AUTH_FAILURES_PER_MINUTE, None, None)
 
 
-def _hit(key: str, limit: int, idempotency: tuple[str, str] | None) -> RateLimit:
-    keys = [key] if idempotency is None else [key, idempotency[0]]
-    args = [limit, WINDOW_MS, uuid.uuid4().hex]
+def _hit(
+    key: str, limit: int, idempotency: tuple[str, str] | None, confirm_generation: str | None
+) -> RateLimit:
+    keys = [key, redis_keys.CREDENTIALS_GENERATION]
+    args = [limit, WINDOW_MS, uuid.uuid4().hex, confirm_generation or ""]
     if idempotency is not None:
+        keys.append(idempotency[0])
         args += [idempotency[1], settings.IDEMPOTENCY_TTL_SECONDS]
     try:
         allowed, remaining, reset_ms, reserved = _script()(keys=keys, args=args)
     except redis.RedisError as exc:
+        if confirm_generation is not None:
+            raise CredentialsUnconfirmed() from exc  # the key's row decides, then fail open
         # Fail open: a Redis outage must not take the API down with it. The database still
         # guards idempotency; only throttling is lost until Redis is back.
         RATE_LIMIT_FAIL_OPEN.inc()
         logger.warning("rate limiter unavailable, allowing the request: %s", exc)
         return RateLimit(limit=limit, remaining=limit, reset_seconds=0, checked=False)
+    if allowed == -1:
+        raise CredentialsUnconfirmed()
     return RateLimit(
         limit=limit,
         remaining=max(int(remaining), 0),

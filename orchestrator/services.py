@@ -56,12 +56,14 @@ def submit_job(
     max_output_tokens: int | None = None,
     metadata: dict | None = None,
     webhook_url: str | None = None,
+    confirm_generation: str | None = None,
 ) -> Submission:
     """Count the request against the workspace's rate limit, then store the job once per
     (workspace, client_request_id) and publish it after commit.
 
     Redis `SET NX` (in the rate limiter's round trip) is the fast path for replays; the unique
     constraint is the guarantee, so submission keeps working while Redis is down.
+    `confirm_generation` is a cached key's, checked in that round trip (CredentialsUnconfirmed).
     """
     allowed = workspace.effective_allowed_actions
     if actions is not None and not set(actions) <= set(allowed):
@@ -83,7 +85,11 @@ def submit_job(
     )
     job_id = uuid.uuid4()
     # One round trip counts the request and reserves the id; a refused request reserves nothing.
-    rate_limit = hit_workspace_limit(workspace=workspace, reserve=(client_request_id, str(job_id)))
+    rate_limit = hit_workspace_limit(
+        workspace=workspace,
+        reserve=(client_request_id, str(job_id)),
+        confirm_generation=confirm_generation,
+    )
     if not rate_limit.allowed:
         raise RateLimited(rate_limit)
     if rate_limit.reserved is False:

@@ -4,9 +4,10 @@ need (model simulator, Celery workers). Redis is the real one, in a database of 
 import pytest
 from rest_framework.test import APIClient
 
+from orchestrator import rate_limits
 from orchestrator.redis_client import get_redis
 from tests import factories
-from tests.processes import Simulator, start_worker
+from tests.processes import RedisServer, Simulator, free_port, start_worker
 
 
 @pytest.fixture(autouse=True)
@@ -18,6 +19,20 @@ def redis_db():
     client.flushdb()
     yield client
     client.flushdb()
+
+
+@pytest.fixture
+def dead_redis(settings):
+    """Point this process's Redis client at a server that is stopped."""
+    server = RedisServer(free_port())
+    server.stop()
+    settings.REDIS_URL = server.url
+    settings.REDIS_SOCKET_TIMEOUT_SECONDS = 0.5
+    get_redis.cache_clear()
+    rate_limits._script.cache_clear()
+    yield
+    get_redis.cache_clear()
+    rate_limits._script.cache_clear()
 
 
 @pytest.fixture

@@ -19,24 +19,40 @@ class ApiClient:
 
     workspace: Workspace
     api_key: ApiKey
+    # Set when the key came from the process's cache: its rate-limit check must confirm it.
+    unconfirmed_generation: str | None = None
     is_authenticated = True
     is_anonymous = False
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    """`Authorization: Bearer aio_...`; every failure looks the same to the caller."""
+    """`Authorization: Bearer aio_...`; every failure looks the same to the caller.
+
+    Only for WorkspaceAPIView, whose rate-limit check confirms a cached key (api_keys.py).
+    """
+
+    def __init__(self, *, use_cache: bool = True) -> None:
+        self.use_cache = use_cache
 
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None  # the permission then answers 401 for the missing key
         scheme, _, token = header.partition(" ")
-        api_key = authenticate_api_key(token.strip()) if scheme.lower() == "bearer" else None
-        if api_key is None:
+        authenticated = None
+        if scheme.lower() == "bearer":
+            authenticated = authenticate_api_key(token.strip(), use_cache=self.use_cache)
+        if authenticated is None:
             _count_failure(request)
             raise AuthenticationFailed()
+        api_key = authenticated.api_key
         log_context.bind(workspace=api_key.workspace_id)  # rebound by the next request
-        return ApiClient(workspace=api_key.workspace, api_key=api_key), api_key
+        client = ApiClient(
+            workspace=api_key.workspace,
+            api_key=api_key,
+            unconfirmed_generation=authenticated.unconfirmed_generation,
+        )
+        return client, api_key
 
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (not 403) when credentials are missing.

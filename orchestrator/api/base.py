@@ -4,16 +4,23 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orchestrator.api.authentication import ApiKeyAuthentication
 from orchestrator.api.throttling import remember_rate_limit
-from orchestrator.api_keys import KEY_TAG
-from orchestrator.exceptions import CredentialsInUrl, RateLimited
+from orchestrator.api_keys import KEY_TAG, forget_cached_keys_here
+from orchestrator.exceptions import CredentialsInUrl, CredentialsUnconfirmed, RateLimited
 from orchestrator.rate_limits import hit_workspace_limit
 
 
 class WorkspaceAPIView(APIView):
     """Every request of an authenticated workspace counts against its limit, errors included,
-    and every response carries the RateLimit-* headers of its check."""
+    and every response carries the RateLimit-* headers of its check.
 
+    That check also confirms a key served from the process's cache; when it cannot, the request
+    is answered again from the key's row, as if it had just arrived.
+    """
+
+    # The one home of API-key authentication: no other view confirms cached keys.
+    authentication_classes = [ApiKeyAuthentication]
     # Methods whose service counts the request itself (the submit path folds the count into its
     # idempotency round trip); such a request still counts if it fails before that.
     counted_by_service: tuple[str, ...] = ()
@@ -27,13 +34,18 @@ class WorkspaceAPIView(APIView):
 
     def count_request(self, request: Request) -> None:
         """Count the request against the workspace's limit; 429 over it."""
-        rate_limit = hit_workspace_limit(workspace=request.user.workspace)
+        rate_limit = hit_workspace_limit(
+            workspace=request.user.workspace,
+            confirm_generation=request.user.unconfirmed_generation,
+        )
         remember_rate_limit(request, rate_limit)
         if not rate_limit.allowed:
             raise RateLimited(rate_limit)
 
     def handle_exception(self, exc: Exception) -> Response:
         request = self.request
+        if isinstance(exc, CredentialsUnconfirmed):
+            return self._answer_from_the_key_row(request)
         if getattr(exc, "rate_limit", None) is not None:
             remember_rate_limit(request, exc.rate_limit)
         elif getattr(request._request, "rate_limit", None) is None and _authenticated(request):
@@ -43,7 +55,23 @@ class WorkspaceAPIView(APIView):
                 self.count_request(request)
             except RateLimited as limited:
                 exc = limited
+            except CredentialsUnconfirmed:
+                return self._answer_from_the_key_row(request)
         return super().handle_exception(exc)
+
+    def _answer_from_the_key_row(self, request: Request) -> Response:
+        # The cached key may be out of date, and nothing has been counted, reserved or written
+        # yet: authenticate from the row and run the request again. A key read from its row
+        # needs no confirming, so this happens at most once.
+        forget_cached_keys_here()  # the generation moved: no copy this process holds is current
+        request.authenticators = (ApiKeyAuthentication(use_cache=False),)
+        try:
+            request._authenticate()
+            self.initial(request, *self.args, **self.kwargs)
+            handler = getattr(self, request.method.lower(), self.http_method_not_allowed)
+            return handler(request, *self.args, **self.kwargs)
+        except Exception as exc:
+            return self.handle_exception(exc)
 
     def finalize_response(self, request: Request, response: Response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

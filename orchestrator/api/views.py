@@ -69,6 +69,7 @@ class JobCollectionView(WorkspaceAPIView):
         submission = services.submit_job(
             workspace=request.user.workspace,
             api_key=request.user.api_key,
+            confirm_generation=request.user.unconfirmed_generation,
             **serializer.validated_data,
         )
         remember_rate_limit(request, submission.rate_limit)

@@ -29,8 +29,8 @@ def create_key(admin_client, workspace, scopes=("jobs:read",)):
 def test_creating_a_key_shows_its_plaintext_once(admin_client, admin_user, workspace):
     response, plaintext = create_key(admin_client, workspace, ["jobs:read", "jobs:write"])
 
-    api_key = authenticate_api_key(plaintext)
-    assert api_key is not None and api_key.workspace_id == workspace.pk
+    api_key = authenticate_api_key(plaintext).api_key
+    assert api_key.workspace_id == workspace.pk
     assert api_key.scopes == ["jobs:read", "jobs:write"]
     assert "no-cache" in response["Cache-Control"]
     # Never again: not on the list, not on the key's page, and never the digest.
@@ -57,7 +57,7 @@ def test_the_list_shows_prefix_scopes_last_use_and_state(admin_client, workspace
     active = factories.make_api_key(workspace, name="active")
     revoked = factories.make_api_key(workspace, name="old")
     authenticate_api_key(active)
-    revoked_key = authenticate_api_key(revoked)
+    revoked_key = authenticate_api_key(revoked).api_key
     ApiKey.objects.filter(pk=revoked_key.pk).update(revoked_at=revoked_key.last_used_at)
 
     response = admin_client.get(KEYS)
@@ -72,7 +72,7 @@ def test_the_list_shows_prefix_scopes_last_use_and_state(admin_client, workspace
 def test_revoking_keys_stops_them_and_is_recorded(admin_client, admin_user, workspace):
     plaintext = factories.make_api_key(workspace)
     keep = factories.make_api_key(workspace)
-    api_key = authenticate_api_key(plaintext)
+    api_key = authenticate_api_key(plaintext).api_key
 
     response = admin_client.post(
         KEYS, {"action": "revoke", "_selected_action": [api_key.pk]}, follow=True
@@ -86,7 +86,7 @@ def test_revoking_keys_stops_them_and_is_recorded(admin_client, admin_user, work
 
 
 def test_keys_cannot_be_edited_or_deleted(admin_client, workspace):
-    api_key = authenticate_api_key(factories.make_api_key(workspace))
+    api_key = authenticate_api_key(factories.make_api_key(workspace)).api_key
     url = f"{KEYS}{api_key.pk}/change/"
     assert admin_client.post(url, {"name": "renamed", "scopes": ["jobs:write"]}).status_code == 403
     assert admin_client.post(f"{KEYS}{api_key.pk}/delete/", {"post": "yes"}).status_code == 403

@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory
-from rest_framework.views import APIView
 
 from orchestrator import redis_keys
+from orchestrator.api.base import WorkspaceAPIView
 from orchestrator.api_keys import UnknownScope, issue_api_key, revoke_api_key
 from orchestrator.models import ApiKey, Job
 from orchestrator.redis_client import get_redis
@@ -375,6 +375,70 @@ def test_a_workspace_change_holds_on_the_next_request(workspace, api_key, job):
     assert after == [429] * 3
 
 
+def changed_by_another_process(**fields) -> None:
+    """What a change made in another web process looks like from this one: the rows change and
+    the credentials generation moves, but this process's cache is untouched."""
+    if fields:
+        ApiKey.objects.update(**fields)
+    get_redis().incr(redis_keys.CREDENTIALS_GENERATION)
+
+
+def window_count(workspace) -> int:
+    return get_redis().zcard(redis_keys.rate_limit_key(workspace.id))
+
+
+def test_a_change_to_another_key_costs_a_cached_key_nothing(workspace, api_client, job):
+    warm = api_client.get(f"/ai/jobs/{job.id}")
+    changed_by_another_process()
+
+    response = api_client.post("/ai/jobs", VALID_BODY, format="json")
+
+    assert response.status_code == 202
+    # Counted once, though the first check found the generation moved and the request ran again.
+    assert int(response["RateLimit-Remaining"]) == int(warm["RateLimit-Remaining"]) - 1
+    assert window_count(workspace) == 2
+    job_id = response.json()["id"]
+    idempotency_key = redis_keys.idempotency_key(workspace.id, VALID_BODY["client_request_id"])
+    assert get_redis().get(idempotency_key) == job_id
+    assert Job.objects.filter(client_request_id=VALID_BODY["client_request_id"]).count() == 1
+
+
+def test_a_cached_key_revoked_elsewhere_submits_nothing(workspace, api_client, job):
+    assert api_client.get(f"/ai/jobs/{job.id}").status_code == 200
+    job.delete()  # so that "nothing behind" means no job at all
+    changed_by_another_process(revoked_at=timezone.now())
+
+    response = api_client.post("/ai/jobs", VALID_BODY, format="json")
+
+    assert response.status_code == 401
+    assert_left_nothing_behind(workspace)
+    assert window_count(workspace) == 1  # the warm-up only: a refused key spends no budget
+
+
+def test_a_bad_body_after_a_change_elsewhere_is_a_400_counted_once(workspace, api_client, job):
+    assert api_client.get(f"/ai/jobs/{job.id}").status_code == 200
+    changed_by_another_process()
+
+    response = api_client.post("/ai/jobs", {"prompt": "no client_request_id"}, format="json")
+
+    assert response.status_code == 400
+    assert "client_request_id" in response.json()["error"]["fields"]
+    assert window_count(workspace) == 2
+
+
+def test_when_redis_cannot_confirm_a_cached_key_its_row_decides(workspace, job, request):
+    kept, revoked = make_api_key(workspace), make_api_key(workspace)
+    for key in (kept, revoked):
+        assert client_with(f"Bearer {key}").get(f"/ai/jobs/{job.id}").status_code == 200
+    request.getfixturevalue("dead_redis")
+    # Revoked while Redis is down, so no generation moves: only the row knows.
+    ApiKey.objects.filter(pk=key_row(revoked).pk).update(revoked_at=timezone.now())
+
+    assert client_with(f"Bearer {revoked}").get(f"/ai/jobs/{job.id}").status_code == 401
+    # The limiter fails open, so a valid key still gets through.
+    assert client_with(f"Bearer {kept}").get(f"/ai/jobs/{job.id}").status_code == 200
+
+
 def test_an_expired_key_is_refused_though_cached(workspace, job):
     expires_at = timezone.now() + timedelta(seconds=1)
     client = client_with(f"Bearer {make_api_key(workspace, expires_at=expires_at)}")
@@ -411,19 +475,19 @@ def test_api_key_cache_seconds_0_reads_the_key_every_time(settings, api_key, api
 # --- HasRequiredScopes is loud about undeclared scopes ----------------------------------------
 
 
-class NoScopesView(APIView):
+class NoScopesView(WorkspaceAPIView):
     def get(self, request):
         return Response({"ok": True})
 
 
-class EmptyScopesView(APIView):
+class EmptyScopesView(WorkspaceAPIView):
     required_scopes = {}
 
     def get(self, request):
         return Response({"ok": True})
 
 
-class UndeclaredPostView(APIView):
+class UndeclaredPostView(WorkspaceAPIView):
     required_scopes = {"GET": ["jobs:read"]}
 
     def get(self, request):

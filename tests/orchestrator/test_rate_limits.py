@@ -10,12 +10,12 @@ import pytest
 from django.test import override_settings
 from prometheus_client import REGISTRY
 
-from orchestrator import rate_limits, redis_keys
+from orchestrator import redis_keys
 from orchestrator.models import Job
 from orchestrator.redis_client import get_redis
 from tests import factories
 from tests.helpers import queue_length, submit
-from tests.processes import RedisServer, free_port, start_web
+from tests.processes import start_web
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -141,20 +141,6 @@ def test_failed_authentications_are_limited_per_client_address(workspace, api_ke
     # Another address still gets the plain 401, and the right key is not locked out.
     assert attempt(wrong, "203.0.113.8").status_code == 401
     assert attempt(api_key, "203.0.113.7").status_code == 404
-
-
-@pytest.fixture
-def dead_redis(settings):
-    """Point the process's Redis client at a server that is stopped."""
-    server = RedisServer(free_port())
-    server.stop()
-    settings.REDIS_URL = server.url
-    settings.REDIS_SOCKET_TIMEOUT_SECONDS = 0.5
-    get_redis.cache_clear()
-    rate_limits._script.cache_clear()
-    yield
-    get_redis.cache_clear()
-    rate_limits._script.cache_clear()
 
 
 def test_limiter_fails_open_with_a_warning_and_a_metric_when_redis_is_down(

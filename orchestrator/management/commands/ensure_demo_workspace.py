@@ -17,8 +17,8 @@ class Command(BaseCommand):
         ws, _ = Workspace.objects.get_or_create(pk=workspace, defaults={"name": "Demo"})
         path = Path(key_file)
         key = path.read_text().strip() if path.is_file() else ""
-        valid = authenticate_api_key(key) if key else None
-        if valid is None or valid.workspace_id != ws.id:
+        valid = authenticate_api_key(key, use_cache=False) if key else None
+        if valid is None or valid.api_key.workspace_id != ws.id:
             key = issue_api_key(
                 workspace=ws, scopes=["jobs:read", "jobs:write"], name="make run demo"
             ).plaintext
