@@ -142,6 +142,7 @@ class JobSerializer(serializers.Serializer):
     webhook_url = serializers.CharField()
 
     def to_representation(self, job: Job) -> dict:
+        actions = self.context.get("actions")
         return {
             "id": str(job.id),
             "client_request_id": job.client_request_id,
@@ -155,7 +156,8 @@ class JobSerializer(serializers.Serializer):
             "usage": job.usage,
             "error": job_error(job),
             "attempts": job.attempts,
-            "actions": ActionSerializer(self.context.get("actions", []), many=True).data,
+            # A new job has none: skip building a list serializer on every submit.
+            "actions": ActionSerializer(actions, many=True).data if actions else [],
             "created_at": _timestamp(job.created_at),
             "started_at": _timestamp(job.started_at),
             "finished_at": _timestamp(job.finished_at),
