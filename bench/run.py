@@ -21,7 +21,9 @@ from tests.processes import Simulator
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=15, help="wrk duration per run")
+    parser.add_argument(
+        "--seconds", type=int, default=15, help="wrk seconds per endpoint and concurrency"
+    )
     parser.add_argument("--connections", default="16,64")
     # About 30 s a run: no job finishes in a run's first half second, so the ramp and the tail
     # weigh on a short run (8% of a 10 s one); prefork's run (a 25th of the jobs) lasts 50 s.

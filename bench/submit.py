@@ -2,6 +2,7 @@
 
 import json
 import os
+import statistics
 import subprocess
 import time
 
@@ -15,8 +16,14 @@ LUA = ROOT / "bench" / "wrk" / "submit.lua"
 WEB_WORKERS = "4"  # what make run and docker-compose ship
 
 
+# Each figure sums several short wrk runs that alternate between the endpoints, so a burst of
+# load from a neighbour on the shared machine lands on both sides instead of on one of them.
+ROUNDS = 3
+
+
 def run_submit(workspace: Workspace, *, seconds: int, connections: list[int]) -> list[dict]:
-    """wrk against both endpoints at each concurrency, alternating; one row per run."""
+    """wrk against both endpoints at each concurrency, `seconds` each in ROUNDS alternating
+    runs; one row per endpoint and concurrency."""
     key = issue_api_key(workspace=workspace, scopes=["jobs:write"], name="bench").plaintext
     port = free_port()
     web = Process(
@@ -28,42 +35,62 @@ def run_submit(workspace: Workspace, *, seconds: int, connections: list[int]) ->
         "reference": ("/bench/reference/jobs", None),
         "ours": ("/ai/jobs", f"Bearer {key}"),
     }
+    round_seconds = max(1, round(seconds / ROUNDS))
     rows = []
     try:
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), timeout=30)
         for path, auth in targets.values():  # warm both before measuring either
             _wrk(f"http://127.0.0.1:{port}{path}", auth, connections=16, seconds=2)
         for count in connections:
-            for name, (path, auth) in targets.items():
-                get_redis().flushdb()  # every run starts with an empty queue
-                before, stores_before = cpu_seconds(web.popen.pid), store_cpu_seconds()
-                result = _wrk(f"http://127.0.0.1:{port}{path}", auth, count, seconds)
-                cpu = cpu_seconds(web.popen.pid) - before
-                stores = {
-                    name: used - stores_before[name] for name, used in store_cpu_seconds().items()
-                }
-                requests = result["requests"]
-                rows.append(
-                    {
-                        "endpoint": name,
-                        "connections": count,
-                        "requests": requests,
-                        "req_per_s": round(requests / (result["duration_us"] / 1e6), 1),
-                        "p50_ms": round(result["p50_us"] / 1000, 2),
-                        "p99_ms": round(result["p99_us"] / 1000, 2),
-                        "non_2xx": result["non_2xx"],
-                        "socket_errors": result["socket_errors"],
-                        "server_cpu_ms_per_req": round(cpu * 1000 / max(requests, 1), 3),
-                        **{
-                            f"{name}_cpu_ms_per_req": round(used * 1000 / max(requests, 1), 3)
-                            for name, used in stores.items()
-                        },
-                    }
-                )
+            runs: dict[str, list[dict]] = {name: [] for name in targets}
+            for round_number in range(ROUNDS):
+                order = list(targets) if round_number % 2 == 0 else list(reversed(targets))
+                for name in order:
+                    path, auth = targets[name]
+                    url = f"http://127.0.0.1:{port}{path}"
+                    runs[name].append(_measured_run(web, url, auth, count, round_seconds))
+            rows += [_row(name, count, measured) for name, measured in runs.items()]
     finally:
         web.stop()
         get_redis().flushdb()
     return rows
+
+
+def _measured_run(web: Process, url: str, auth: str | None, connections: int, seconds: int):
+    get_redis().flushdb()  # every run starts with an empty queue
+    before, stores_before = cpu_seconds(web.popen.pid), store_cpu_seconds()
+    result = _wrk(url, auth, connections, seconds)
+    result["web_cpu_s"] = cpu_seconds(web.popen.pid) - before
+    result["stores_cpu_s"] = {
+        name: used - stores_before[name] for name, used in store_cpu_seconds().items()
+    }
+    return result
+
+
+def _row(endpoint: str, connections: int, runs: list[dict]) -> dict:
+    """Totals over the runs; latency percentiles are the median of the runs' own."""
+    requests = sum(run["requests"] for run in runs)
+    duration_s = sum(run["duration_us"] for run in runs) / 1e6
+    thousands = max(requests, 1) / 1000  # CPU seconds per thousand requests = ms per request
+    stores = {name for run in runs for name in run["stores_cpu_s"]}
+    return {
+        "endpoint": endpoint,
+        "connections": connections,
+        "runs": len(runs),
+        "requests": requests,
+        "req_per_s": round(requests / duration_s, 1),
+        "p50_ms": round(statistics.median(run["p50_us"] for run in runs) / 1000, 2),
+        "p99_ms": round(statistics.median(run["p99_us"] for run in runs) / 1000, 2),
+        "non_2xx": sum(run["non_2xx"] for run in runs),
+        "socket_errors": sum(run["socket_errors"] for run in runs),
+        "server_cpu_ms_per_req": round(sum(run["web_cpu_s"] for run in runs) / thousands, 3),
+        **{
+            f"{name}_cpu_ms_per_req": round(
+                sum(run["stores_cpu_s"][name] for run in runs) / thousands, 3
+            )
+            for name in sorted(stores)
+        },
+    }
 
 
 def _wrk(url: str, auth: str | None, connections: int, seconds: int) -> dict:
