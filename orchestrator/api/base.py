@@ -63,7 +63,8 @@ class WorkspaceAPIView(APIView):
         # The cached key may be out of date, and nothing has been counted, reserved or written
         # yet: authenticate from the row and run the request again. A key read from its row
         # needs no confirming, so this happens at most once.
-        forget_cached_keys_here()  # the generation moved: no copy this process holds is current
+        # The generation moved, or Redis cannot say: no copy this process holds can be trusted.
+        forget_cached_keys_here()
         request.authenticators = (ApiKeyAuthentication(use_cache=False),)
         try:
             request._authenticate()
