@@ -38,10 +38,17 @@ class ActionAudit(models.Model):
         Status.EXPIRED,
     )
 
+    # Neither has an index of its own: action_audit_ws_created_idx and the unique constraint lead
+    # with them, and every index is written on each insert and status change.
     workspace = models.ForeignKey(
-        "orchestrator.Workspace", on_delete=models.PROTECT, related_name="action_audits"
+        "orchestrator.Workspace",
+        on_delete=models.PROTECT,
+        related_name="action_audits",
+        db_index=False,
     )
-    job = models.ForeignKey("orchestrator.Job", on_delete=models.PROTECT, related_name="actions")
+    job = models.ForeignKey(
+        "orchestrator.Job", on_delete=models.PROTECT, related_name="actions", db_index=False
+    )
     # The step in the job's stored plan ("<round>.<index>"), not the model's tool-call id: a
     # model may reuse ids, the plan's position is stable across redeliveries.
     call_key = models.CharField(max_length=32)
