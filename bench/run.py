@@ -51,6 +51,7 @@ def main() -> None:
                 runs[task].append(
                     run_worker_config(workspace, simulator, task=task, jobs=args.jobs, **shape)
                 )
+            results["worker_runs"] = runs["reference"] + runs["ours"]
             results["worker"] = [
                 combined(runs["reference"]),
                 combined(runs["ours"]),
