@@ -35,8 +35,12 @@ class Connection(models.Model):
         GOOGLE = "google"
         MICROSOFT = "microsoft"
 
+    # No index of its own: the unique constraint on (workspace, provider) leads with it.
     workspace = models.ForeignKey(
-        "orchestrator.Workspace", on_delete=models.CASCADE, related_name="connections"
+        "orchestrator.Workspace",
+        on_delete=models.CASCADE,
+        related_name="connections",
+        db_index=False,
     )
     provider = models.CharField(max_length=16, choices=Provider.choices)
     # Written and read through actions.connections only, which encrypts and decrypts.

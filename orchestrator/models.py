@@ -50,8 +50,9 @@ class Workspace(models.Model):
 class WorkspacePolicyChange(models.Model):
     """One audited change of a workspace's policy: who, when, and each field's old and new value."""
 
+    # No index of its own: policy_change_ws_idx leads with it.
     workspace = models.ForeignKey(
-        Workspace, on_delete=models.PROTECT, related_name="policy_changes"
+        Workspace, on_delete=models.PROTECT, related_name="policy_changes", db_index=False
     )
     changed_by = models.CharField(max_length=150)
     changes = models.JSONField()  # {"field": {"old": ..., "new": ...}}
@@ -185,7 +186,10 @@ class WebhookDelivery(models.Model):
         FAILED = "failed"  # gave up after WEBHOOK_RETRY_FOR_SECONDS
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="webhooks")
+    # No index of its own: webhook_ws_created_idx leads with it.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="webhooks", db_index=False
+    )
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="webhooks")
     event_type = models.CharField(max_length=64)
     payload = models.JSONField()

@@ -3,9 +3,17 @@
 import pytest
 from django.db import connection
 
-# Written on every submit, claim and finish (jobs) and every action (audit). A status change is
-# never a HOT update (job_unfinished_idx covers status), so each index costs a write every time.
-HOT_TABLES = ["orchestrator_job", "action_audit"]
+# Every index is written on every insert and every non-HOT update; the job table's are written on
+# each submit, claim and finish (job_unfinished_idx covers status, so no update of it is HOT).
+# Tables keyed on a unique varchar (API keys, workspaces, tasks) keep the pattern-ops twin Django
+# gives such a column, so they are not listed.
+TABLES = [
+    "orchestrator_job",
+    "action_audit",
+    "orchestrator_webhookdelivery",
+    "orchestrator_workspacepolicychange",
+    "actions_connection",
+]
 
 
 def plain_index_columns(table: str) -> dict[str, list[str]]:
@@ -28,8 +36,8 @@ def plain_index_columns(table: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("table", HOT_TABLES)
-def test_no_index_of_a_hot_table_is_covered_by_another(table):
+@pytest.mark.parametrize("table", TABLES)
+def test_no_index_is_covered_by_another(table):
     indexes = plain_index_columns(table)
 
     covered = sorted(
@@ -41,5 +49,5 @@ def test_no_index_of_a_hot_table_is_covered_by_another(table):
         and (len(columns) < len(other) or name > by)  # an exact twin is reported once
     )
 
-    assert len(indexes) >= 3  # the query does see the table's indexes
+    assert len(indexes) >= 2  # the query does see the table's indexes
     assert covered == []
