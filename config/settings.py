@@ -184,8 +184,8 @@ if DB_POOL_MAX_SIZE:
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": 10,
     }
-# The worker's hot statements are prepared on their connection (orchestrator/execution.py).
-# Off behind a pooler that cannot keep prepared statements (PgBouncer before 1.21).
+# The hottest statements are prepared (orchestrator/prepared_statements.py); off behind a pooler
+# that cannot keep prepared statements (PgBouncer before 1.21).
 DB_PREPARED_STATEMENTS = _bool("DB_PREPARED_STATEMENTS", True)
 DATABASES = {"default": _database}
 

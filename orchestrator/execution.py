@@ -11,7 +11,6 @@ from functools import cache
 
 from django.conf import settings
 from django.db import connection, connections
-from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils import timezone
 
 from actions.policy import WorkspacePolicy
@@ -20,6 +19,7 @@ from actions.services import Proposal, refuse_proposed_action, run_proposed_acti
 from orchestrator import log_context, metrics, model_client
 from orchestrator.exceptions import ModelRequestFailed, ModelUnavailable
 from orchestrator.models import Job, Workspace
+from orchestrator.prepared_statements import prepared_cursor
 from orchestrator.webhooks import record_job_event
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def _claim(job_id: str) -> Job | None:
     # workspace's default webhook URL, so finishing needs no further query.
     now = timezone.now()
     lease = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
-    with _prepared_cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_CLAIM_SQL, [Status.RUNNING, now, lease, pk, Status.QUEUED])
         row = cursor.fetchone()
     if row is None:
@@ -294,35 +294,9 @@ def _update_if_running(job: Job, **values) -> bool:
         for field, value in zip(fields, values.values(), strict=True)
     ]
     sql = _update_sql(tuple(field.column for field in fields))
-    with _prepared_cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [*params, job.pk])
         return cursor.rowcount == 1
-
-
-def _prepared_cursor():
-    """A Django cursor whose statements PostgreSQL parses and plans once per pooled connection.
-
-    Django's cursors bind parameters on the client, so every claim and every write of a job was
-    parsed and planned anew; the worker's few hot statements go through this one instead.
-    """
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    # Django turns psycopg's preparation off on its connections, for transaction-mode poolers;
-    # only the connections these statements use get it back, so web requests pay nothing.
-    connection.connection.prepare_threshold = (
-        _PREPARE_THRESHOLD if settings.DB_PREPARED_STATEMENTS else None
-    )
-    with connection.wrap_database_errors:
-        # Wrapped as connection.cursor() wraps its own: errors, query logging, thread checks.
-        return connection._prepare_cursor(_PreparingCursor(connection.connection))
-
-
-_PREPARE_THRESHOLD = 5  # psycopg's default; the cursor below prepares at the first execution
-
-
-class _PreparingCursor(ServerBindingCursor):
-    def execute(self, query, params=None, *, prepare=None, binary=None):
-        return super().execute(query, params, prepare=True, binary=binary)
 
 
 _JOB_FIELDS = {field.name: field for field in Job._meta.concrete_fields}

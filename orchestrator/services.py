@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import redis
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from orchestrator import job_queue, metrics, redis_keys
@@ -20,6 +20,7 @@ from orchestrator.exceptions import (
     RateLimited,
 )
 from orchestrator.models import ApiKey, Job, Workspace
+from orchestrator.prepared_statements import prepared_cursor
 from orchestrator.rate_limits import RateLimit, hit_workspace_limit
 from orchestrator.redis_client import get_redis
 from orchestrator.webhooks import WebhookUrlRefused, check_webhook_url, record_job_event
@@ -101,7 +102,7 @@ def submit_job(
 
     try:
         with _own_statement():
-            job = Job.objects.create(
+            job = _insert(
                 id=job_id,
                 workspace=workspace,
                 api_key=api_key,
@@ -139,6 +140,26 @@ def _check_job_webhook(workspace: Workspace, webhook_url: str) -> None:
     except WebhookUrlRefused as exc:
         exc.fields = {"webhook_url": [exc.message]}
         raise
+
+
+def _insert(**values) -> Job:
+    # What Job.objects.create does, as one prepared statement: each value prepared by its field
+    # as save() prepares it, without building the query again (the ORM's query building and
+    # PostgreSQL's parse and plan were a tenth of a millisecond each). Every field needs a value:
+    # a database default left unset would be an expression, which only the ORM can render.
+    job = Job(**values)
+    params = [field.get_db_prep_save(field.pre_save(job, True), connection) for field in _FIELDS]
+    with prepared_cursor() as cursor:
+        cursor.execute(_INSERT_SQL, params)
+    job._state.adding, job._state.db = False, connection.alias
+    return job
+
+
+_FIELDS = Job._meta.concrete_fields
+_INSERT_SQL = (
+    f"INSERT INTO {Job._meta.db_table} ({', '.join(field.column for field in _FIELDS)}) "  # noqa: S608
+    f"VALUES ({', '.join(['%s'] * len(_FIELDS))})"
+)
 
 
 def _own_statement() -> contextlib.AbstractContextManager:
