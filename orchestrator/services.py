@@ -148,17 +148,20 @@ def _insert(**values) -> Job:
     # PostgreSQL's parse and plan were a tenth of a millisecond each). Every field needs a value:
     # a database default left unset would be an expression, which only the ORM can render.
     job = Job(**values)
-    params = [field.get_db_prep_save(field.pre_save(job, True), connection) for field in _FIELDS]
+    params = [
+        field.get_db_prep_save(field.pre_save(job, True), connection) for field in _INSERT_FIELDS
+    ]
     with prepared_cursor() as cursor:
         cursor.execute(_INSERT_SQL, params)
     job._state.adding, job._state.db = False, connection.alias
     return job
 
 
-_FIELDS = Job._meta.concrete_fields
+_INSERT_FIELDS = Job._meta.concrete_fields
 _INSERT_SQL = (
-    f"INSERT INTO {Job._meta.db_table} ({', '.join(field.column for field in _FIELDS)}) "  # noqa: S608
-    f"VALUES ({', '.join(['%s'] * len(_FIELDS))})"
+    f"INSERT INTO {Job._meta.db_table} "  # noqa: S608
+    f"({', '.join(field.column for field in _INSERT_FIELDS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_INSERT_FIELDS))})"
 )
 
 
