@@ -5,7 +5,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from actions.models import Task
@@ -276,36 +275,3 @@ def test_only_a_job_still_running_has_its_lease_renewed(workspace, settings, sta
         assert lease >= timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS - 5)
     else:
         assert lease == soon
-
-
-def prepared_statements() -> list[str]:
-    """The statements prepared on this thread's database connection."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements")
-        return [statement for (statement,) in cursor.fetchall()]
-
-
-def test_the_claim_and_the_writes_of_a_job_stay_prepared_on_their_connection(workspace):
-    job = make_job(workspace)
-
-    claimed = execution._claim(str(job.pk))
-    assert execution._renew_lease(claimed)
-    assert execution._renew_lease(claimed)
-
-    statements = prepared_statements()
-    assert sum("SET status = $1, attempts = job.attempts + 1" in s for s in statements) == 1
-    assert sum("SET lease_expires_at = $1 WHERE id = $2" in s for s in statements) == 1
-
-
-def test_without_prepared_statements_a_job_is_claimed_and_written_all_the_same(workspace, settings):
-    # DB_PREPARED_STATEMENTS=false, for a pooler that cannot keep them (PgBouncer before 1.21).
-    settings.DB_PREPARED_STATEMENTS = False
-    job = make_job(workspace)
-    prepared_before = prepared_statements()  # the pooled connection may have served other tests
-
-    claimed = execution._claim(str(job.pk))
-    assert claimed is not None
-    assert execution._renew_lease(claimed)
-
-    assert prepared_statements() == prepared_before
-    assert Job.objects.get(pk=job.pk).status == Status.RUNNING

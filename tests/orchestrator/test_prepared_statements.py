@@ -2,8 +2,10 @@
 
 from django.db import connection
 
+from orchestrator import execution
 from orchestrator.models import Job
 from orchestrator.prepared_statements import prepared_cursor
+from tests.factories import make_job
 from tests.helpers import submit
 
 INSERT = "INSERT INTO orchestrator_job ("
@@ -54,3 +56,29 @@ def test_the_connection_goes_back_to_preparing_nothing(db):
 
     # As Django leaves it: psycopg would otherwise keep count of every later statement too.
     assert connection.connection.prepare_threshold is None
+
+
+def test_the_claim_and_the_writes_of_a_job_stay_prepared_on_their_connection(workspace):
+    job = make_job(workspace)
+
+    claimed = execution._claim(str(job.pk))
+    assert execution._renew_lease(claimed)
+    assert execution._renew_lease(claimed)
+
+    statements = prepared_statements()
+    assert sum("SET status = $1, attempts = job.attempts + 1" in s for s in statements) == 1
+    assert sum("SET lease_expires_at = $1 WHERE id = $2" in s for s in statements) == 1
+
+
+def test_without_prepared_statements_a_job_is_claimed_and_written_all_the_same(workspace, settings):
+    # DB_PREPARED_STATEMENTS=false, for a pooler that cannot keep them (PgBouncer before 1.21).
+    settings.DB_PREPARED_STATEMENTS = False
+    job = make_job(workspace)
+    prepared_before = prepared_statements()  # the pooled connection may have served other tests
+
+    claimed = execution._claim(str(job.pk))
+    assert claimed is not None
+    assert execution._renew_lease(claimed)
+
+    assert prepared_statements() == prepared_before
+    assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING
