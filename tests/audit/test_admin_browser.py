@@ -13,6 +13,7 @@ from django.contrib.auth.models import User
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.utils import timezone
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
@@ -87,7 +88,10 @@ class AuditorInABrowserTests(StaticLiveServerTestCase):
         """Click a link or button and wait until the next page has replaced this one."""
         page = self.browser.find_element(By.TAG_NAME, "html")
         element.click()
-        WebDriverWait(self.browser, 10).until(staleness_of(page))
+        # Asked about a node while its document is being replaced, Chromium may answer "Node
+        # with given id does not belong to the document" instead of "stale": ask again.
+        wait = WebDriverWait(self.browser, 10, ignored_exceptions=[WebDriverException])
+        wait.until(staleness_of(page))
 
     def listed_ids(self) -> set[int]:
         cells = self.browser.find_elements(By.CSS_SELECTOR, "#result_list tbody th a")
