@@ -6,6 +6,9 @@ The last user message may carry directives, one per line (other lines are ordina
     FAIL <status> <n>     the first n requests of this conversation fail with that HTTP status
     SLEEP <ms>            delay this answer by that many milliseconds
     CALL <action> <json>  propose a tool call if a tool named <action> (dots as "_") is offered
+    RAW <name> <string>   propose a call of tool <name> whether offered or not, its arguments
+                          the JSON string literal <string> decoded, sent verbatim (a real model
+                          can write both: tests of hostile model output use it)
 
 Apart from ``created``, the same request always gets the same answer.
 """
@@ -53,6 +56,7 @@ class Directives:
     fail: tuple[int, int] | None = None  # (HTTP status, number of requests to fail)
     sleep_ms: int = 0
     calls: list[tuple[str, Json]] = field(default_factory=list)
+    raw_calls: list[tuple[str, str]] = field(default_factory=list)  # (tool name, arguments text)
     text: list[str] = field(default_factory=list)
 
 
@@ -108,6 +112,14 @@ def parse_directives(content: str) -> Directives:
                 continue
             if isinstance(parsed, dict):
                 directives.calls.append((action, parsed))
+        elif keyword == "RAW":
+            name, _, literal = rest.strip().partition(" ")
+            try:
+                arguments = json.loads(literal)
+            except ValueError:
+                continue
+            if name and isinstance(arguments, str):
+                directives.raw_calls.append((name, arguments))
         elif line:
             directives.text.append(line)
     return directives
@@ -123,19 +135,21 @@ def _last_user_index(messages: list[Json]) -> int:
     return max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
 
 
-def _tool_calls(calls: list[tuple[str, Json]], tools: Any, digest: str) -> list[Json]:
+def _tool_calls(directives: Directives, tools: Any, digest: str) -> list[Json]:
     names = [_get(_get(tool, "function"), "name") for tool in _list(tools)]
     offered = {name for name in names if isinstance(name, str)}
-    result = []
-    for action, arguments in calls:
+    wanted: list[tuple[str, str]] = []
+    for action, arguments in directives.calls:
         # OpenAI tool names cannot contain dots, so `gmail.send` is offered as `gmail_send`.
         name = action if action in offered else action.replace(".", "_")
-        if name not in offered:
-            continue
-        compact = json.dumps(arguments, separators=(",", ":"), ensure_ascii=False)
-        seed = f"{digest}:{len(result)}:{name}:{compact}".encode()
+        if name in offered:
+            wanted.append((name, json.dumps(arguments, separators=(",", ":"), ensure_ascii=False)))
+    wanted.extend(directives.raw_calls)
+    result = []
+    for name, arguments in wanted:
+        seed = f"{digest}:{len(result)}:{name}:{arguments}".encode(errors="surrogatepass")
         call_id = "call_" + hashlib.sha256(seed).hexdigest()[:24]
-        function = {"name": name, "arguments": compact}
+        function = {"name": name, "arguments": arguments}
         result.append({"id": call_id, "type": "function", "function": function})
     return result
 
@@ -156,7 +170,7 @@ def build_completion(body: Json, directives: Directives) -> Json:
     digest = _digest(messages)
     last_user = _last_user_index(messages)
     at_user_turn = last_user == len(messages) - 1  # no assistant or tool message after it
-    tool_calls = _tool_calls(directives.calls, body.get("tools"), digest) if at_user_turn else []
+    tool_calls = _tool_calls(directives, body.get("tools"), digest) if at_user_turn else []
     if tool_calls:
         content = None
         finish_reason = "tool_calls"

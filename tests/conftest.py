@@ -2,11 +2,14 @@
 need (model simulator, Celery workers). Redis is the real one, in a database of its own."""
 
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
+from actions.connections import set_connection
 from orchestrator import rate_limits
 from orchestrator.redis_client import get_redis
 from tests import factories
+from tests.fakes.mail_providers import FakeMailProviders
 from tests.processes import RedisServer, Simulator, free_port, start_worker
 
 
@@ -94,3 +97,42 @@ def start_worker_with(transactional_db, simulator):
 @pytest.fixture
 def worker(start_worker_with):
     return start_worker_with()
+
+
+# --- Fake mail providers (Gmail API, Microsoft Graph) ---------------------------------------
+
+GOOGLE_TOKEN = "ya29.test-google-token"
+MS_TOKEN = "eyJ0.test-graph-token"
+
+
+@pytest.fixture(scope="session")
+def providers():
+    fake = FakeMailProviders()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def connected(providers, workspace):
+    """The workspace holds valid Google and Microsoft connections the fake accepts."""
+    providers.reset()
+    providers.grant("google", GOOGLE_TOKEN, "google-refresh")
+    providers.grant("microsoft", MS_TOKEN, "ms-refresh")
+    set_connection(workspace_id=workspace.id, provider="google", access_token=GOOGLE_TOKEN,
+                   refresh_token="google-refresh", expires_in_seconds=3600)  # fmt: skip
+    set_connection(workspace_id=workspace.id, provider="microsoft", access_token=MS_TOKEN,
+                   refresh_token="ms-refresh", expires_in_seconds=3600)  # fmt: skip
+    return workspace
+
+
+@pytest.fixture
+def start_live_worker(start_worker_with, providers):
+    def start(*, beat: bool = False, **env: str):
+        return start_worker_with(
+            beat=beat,
+            ACTIONS_BACKEND="live",
+            CONNECTION_ENCRYPTION_KEYS=",".join(settings.CONNECTION_ENCRYPTION_KEYS),
+            **{**providers.env(), **env},
+        )
+
+    return start

@@ -68,3 +68,11 @@ def scrape(client=None, **headers) -> str:
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/plain")
     return response.content.decode()
+
+
+def raw_call(tool_name: str, arguments: str) -> str:
+    """The simulator directive that makes the model call `tool_name` (offered or not) with
+    `arguments` exactly as given: any text, JSON or not."""
+    import json
+
+    return f"RAW {tool_name} {json.dumps(arguments)}"

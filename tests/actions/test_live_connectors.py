@@ -7,10 +7,9 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
-from actions.connections import decrypt, set_connection
+from actions.connections import decrypt
 from actions.models import Connection
 from audit.models import ActionAudit
 from orchestrator.job_queue import publish_jobs
@@ -22,49 +21,15 @@ from tests.actions.test_approvals import (
     reload,
     wait_for_action,
 )
+from tests.conftest import GOOGLE_TOKEN
 from tests.factories import make_api_key
-from tests.fakes.mail_providers import FakeMailProviders, Fault
+from tests.fakes.mail_providers import Fault
 from tests.helpers import queue_length, wait_for_job
 from tests.processes import free_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Status = ActionAudit.Status
-GOOGLE_TOKEN = "ya29.test-google-token"
-MS_TOKEN = "eyJ0.test-graph-token"
-
-
-@pytest.fixture(scope="session")
-def providers():
-    fake = FakeMailProviders()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def connected(providers, workspace):
-    """The workspace holds valid Google and Microsoft connections the fake accepts."""
-    providers.reset()
-    providers.grant("google", GOOGLE_TOKEN, "google-refresh")
-    providers.grant("microsoft", MS_TOKEN, "ms-refresh")
-    set_connection(workspace_id=workspace.id, provider="google", access_token=GOOGLE_TOKEN,
-                   refresh_token="google-refresh", expires_in_seconds=3600)  # fmt: skip
-    set_connection(workspace_id=workspace.id, provider="microsoft", access_token=MS_TOKEN,
-                   refresh_token="ms-refresh", expires_in_seconds=3600)  # fmt: skip
-    return workspace
-
-
-@pytest.fixture
-def start_live_worker(start_worker_with, providers):
-    def start(*, beat: bool = False, **env: str):
-        return start_worker_with(
-            beat=beat,
-            ACTIONS_BACKEND="live",
-            CONNECTION_ENCRYPTION_KEYS=",".join(settings.CONNECTION_ENCRYPTION_KEYS),
-            **{**providers.env(), **env},
-        )
-
-    return start
 
 
 def run_deliveries(worker) -> int:

@@ -191,6 +191,21 @@ def test_call_line_for_action_not_offered_gives_text(client: openai.OpenAI) -> N
     assert choice.message.content.endswith(": Post the update")
 
 
+def test_raw_line_proposes_any_tool_with_its_arguments_verbatim(client: openai.OpenAI) -> None:
+    # A real model can call a tool it was not offered and write arguments that are not JSON.
+    hostile = '{"to": ["a@b.example"], "subject": "x\\u2028y"} trailing'
+    content = "\n".join(
+        ["Do it", f"RAW shell_exec {json.dumps(hostile)}", 'RAW gmail_send "not json"', "RAW x {"]
+    )
+    completion = _ask(client, content, tools=[GMAIL_SEND_TOOL])
+
+    calls = completion.choices[0].message.tool_calls
+    assert [(c.function.name, c.function.arguments) for c in calls] == [
+        ("shell_exec", hostile),
+        ("gmail_send", "not json"),
+    ]
+
+
 def test_after_tool_result_the_answer_quotes_the_tool_result(client: openai.OpenAI) -> None:
     user = {"role": "user", "content": 'Mail Carol\nCALL gmail.send {"to": "carol@example.com"}'}
     first = client.chat.completions.create(
