@@ -55,6 +55,7 @@ def decide(
     job_actions: list[str],
     workspace: WorkspacePolicy,
     approved: bool = False,
+    argument_errors: list[str] | None = None,
 ) -> Decision:
     """Apply the policy in its fixed order; the first rule that refuses decides.
 
@@ -67,7 +68,9 @@ def decide(
     if spec.name not in job_actions or spec.name not in workspace.allowed_actions:
         return Decision("denied", "action_not_allowed")
     if arguments is None:
-        return Decision("rejected", "invalid_arguments", ["arguments are not a JSON object"])
+        # `argument_errors`: why the text could not be read as arguments (actions.arguments).
+        errors = argument_errors or ["(root): arguments are not a JSON object"]
+        return Decision("rejected", "invalid_arguments", errors)
     errors = validate_arguments(spec, arguments)
     if errors:
         return Decision("rejected", "invalid_arguments", errors)

@@ -8,9 +8,11 @@ from functools import cached_property
 from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from actions import policy
+from actions.arguments import ParsedArguments, parse_arguments
 from actions.connectors.base import ConnectorError, OutcomeUnknown
 from actions.registry import REGISTRY, ActionSpec, action_for_tool
 from audit import services as audit
@@ -65,19 +67,40 @@ class Proposal:
         return action_for_tool(self.tool_name)
 
     @cached_property
+    def parsed(self) -> ParsedArguments:
+        return parse_arguments(self.raw_arguments)
+
+    @property
     def arguments(self) -> dict | None:
-        """The arguments as a JSON object, or None when the model wrote anything else."""
-        try:
-            value = json.loads(self.raw_arguments or "{}")
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+        """The arguments as a bounded JSON object, or None when the model wrote anything else."""
+        return self.parsed.value
+
+
+# A database that went away is the job's to retry (it hands the job back); anything else that
+# escapes one action is a fault of that action alone.
+_TRANSIENT = (OperationalError, InterfaceError)
 
 
 def run_proposed_action(
     proposal: Proposal, *, job_actions: list[str], workspace: policy.WorkspacePolicy
 ) -> ActionOutcome:
-    """Decide and, when allowed, execute one step of a job's plan; never twice per step."""
+    """Decide and, when allowed, execute one step of a job's plan; never twice per step.
+
+    Whatever the model wrote, the step ends with an outcome: an unexpected error ends this
+    action (reason `internal_error`) and the job goes on to its next step.
+    """
+    try:
+        return _run_proposed_action(proposal, job_actions=job_actions, workspace=workspace)
+    except _TRANSIENT:
+        raise
+    except Exception:
+        logger.exception("action %s of job %s failed", proposal.call_key, proposal.job_id)
+        return _fail_unexpectedly(proposal)
+
+
+def _run_proposed_action(
+    proposal: Proposal, *, job_actions: list[str], workspace: policy.WorkspacePolicy
+) -> ActionOutcome:
     existing = audit.find_action(job_id=proposal.job_id, call_key=proposal.call_key)
     if existing is not None:
         return _resume(existing)
@@ -85,6 +108,7 @@ def run_proposed_action(
     decision = policy.decide(
         spec=proposal.spec,
         arguments=proposal.arguments,
+        argument_errors=proposal.parsed.errors,
         job_actions=job_actions,
         workspace=workspace,
     )
@@ -116,6 +140,37 @@ def run_proposed_action(
     return _execute(row)
 
 
+def _fail_unexpectedly(proposal: Proposal) -> ActionOutcome:
+    """End the step `failed` whatever state the error left it in, never resending anything."""
+    row = audit.find_action(job_id=proposal.job_id, call_key=proposal.call_key)
+    if row is None:
+        # Raw text only: the parsed arguments may be what broke the step.
+        row, _ = audit.record_action(
+            workspace_id=proposal.workspace_id,
+            job_id=proposal.job_id,
+            call_key=proposal.call_key,
+            action=str(proposal.tool_name)[:64],
+            arguments={"raw": str(proposal.raw_arguments)[:2000]},
+            status=Status.FAILED,
+            reason="internal_error",
+        )
+    else:
+        row = _end_unexpectedly(row)
+    return ActionOutcome.of(row)
+
+
+def _end_unexpectedly(row: ActionAudit) -> ActionAudit:
+    """Give an `executing` row its outcome after an unexpected error; other rows stay as they are.
+
+    `failed` while its call never started; once started, the provider may have acted, so
+    `unknown`, for a human to settle (never resent).
+    """
+    if row.status == Status.EXECUTING:
+        status = Status.UNKNOWN if row.started_at else Status.FAILED
+        audit.finish_action(row=row, status=status, reason="internal_error", result=row.result)
+    return audit.get_action(row.pk)
+
+
 def refuse_proposed_action(proposal: Proposal, *, reason: str) -> ActionOutcome:
     """Record a proposal that will not run (e.g. beyond the job's limits) as `denied`."""
     row, _ = _record(proposal, status=Status.DENIED, reason=reason)
@@ -128,7 +183,15 @@ def execute_approved_action(*, audit_id: int) -> None:
     # Started already: another delivery holds the call; the sweeper settles it after a lease.
     if row is None or row.status != Status.EXECUTING or row.started_at is not None:
         return
-    _execute(row)
+    try:
+        _execute(row)
+    except _TRANSIENT:
+        raise
+    except Exception:
+        logger.exception("approved action (audit %s) failed unexpectedly", audit_id)
+        row = audit.get_action(audit_id)
+        if row is not None:
+            _end_unexpectedly(row)
 
 
 def _record(proposal: Proposal, *, status: str, **fields) -> tuple[ActionAudit, bool]:

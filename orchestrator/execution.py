@@ -10,7 +10,7 @@ from datetime import timedelta
 from functools import cache
 
 from django.conf import settings
-from django.db import connection, connections
+from django.db import InterfaceError, OperationalError, connection, connections
 from django.utils import timezone
 
 from actions.policy import WorkspacePolicy
@@ -47,6 +47,20 @@ def execute_job(*, job_id: str) -> None:
         raise
     except ModelRequestFailed as exc:
         _finish(job, Status.FAILED, error_code="model_error", error_message=str(exc))
+    except (OperationalError, InterfaceError):
+        raise  # the database went away: the lease runs out and the sweeper hands the job back
+    except Exception as exc:
+        # A fault no retry would mend (what the model wrote broke something): the job ends
+        # now rather than crash every delivery until its attempts run out. Its progress is
+        # not written, as that may be what failed.
+        logger.exception("job %s failed unexpectedly", job.pk)
+        _finish(
+            job,
+            Status.FAILED,
+            progress=False,
+            error_code="internal_error",
+            error_message=f"the job stopped on an unexpected error ({type(exc).__name__})",
+        )
 
 
 def _claim(job_id: str) -> Job | None:
@@ -239,17 +253,13 @@ def _save_progress(job: Job) -> bool:
     return bool(saved)
 
 
-def _finish(job: Job, status: str, **fields) -> None:
+def _finish(job: Job, status: str, *, progress: bool = True, **fields) -> None:
+    """End the job; with `progress`, its conversation so far is stored in the same UPDATE."""
     now = timezone.now()
+    if progress:
+        fields.update(transcript=job.transcript, tool_calls=job.tool_calls, usage=job.usage)
     finished = _update_if_running(
-        job,
-        status=status,
-        transcript=job.transcript,
-        tool_calls=job.tool_calls,
-        usage=job.usage,
-        finished_at=now,
-        lease_expires_at=None,
-        **fields,
+        job, status=status, finished_at=now, lease_expires_at=None, **fields
     )
     if finished:  # not when the job was cancelled meanwhile: cancel_job sent that event
         record_job_event(job_id=job.pk, webhook_url=job.webhook_url or job.workspace_webhook_url)

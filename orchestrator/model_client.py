@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import ssl
 import threading
 import time
@@ -139,15 +140,15 @@ def _reply(response: httpx2.Response) -> ModelReply:
         usage = completion.get("usage") or {}
         calls = [
             ProposedCall(
-                id=call["id"],
-                tool_name=call["function"]["name"],
-                arguments=_arguments(call["function"]["arguments"]),
+                id=_storable(call["id"]),
+                tool_name=_storable(call["function"]["name"]),
+                arguments=_storable(_arguments(call["function"]["arguments"])),
             )
             for call in message.get("tool_calls") or []
             if call.get("type") == "function"
         ]
         return ModelReply(
-            text=message.get("content") or "",
+            text=_storable(message.get("content") or ""),
             tool_calls=calls,
             finish_reason=choice.get("finish_reason") or "",
             usage={name: int(usage.get(name) or 0) for name in USAGE_FIELDS},
@@ -156,6 +157,21 @@ def _reply(response: httpx2.Response) -> ModelReply:
         raise ModelUnavailable(
             f"the model endpoint's answer is not a chat completion ({type(exc).__name__})"
         ) from exc
+
+
+# What PostgreSQL cannot store (text and jsonb refuse NUL; a lone surrogate is not UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(text: object) -> str:
+    """The model's text with each unstorable character written as its JSON escape.
+
+    Escaped, not dropped: the stored reply still says what the model wrote, and arguments
+    text stays JSON that decodes to the same (refused) characters (actions.arguments).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"expected text, the model sent {type(text).__name__}")
+    return _UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def _arguments(value) -> str:

@@ -236,6 +236,56 @@ def test_step_already_executed_before_a_crash_is_not_executed_again(
     assert simulator.requests() == 1
 
 
+def test_a_step_that_fails_unexpectedly_fails_alone_and_the_job_goes_on(
+    workspace, worker, simulator
+):
+    # A stored plan whose arguments are not text (a model can send an object; a bug can store
+    # anything): reading the step breaks, the action is recorded failed, the next step runs.
+    broken = {"id": "call_a", "type": "function", "function": {"name": "task_create"}}
+    broken["function"]["arguments"] = 12345
+    valid = {
+        "id": "call_b",
+        "type": "function",
+        "function": {"name": "task_create", "arguments": PLANNED_ARGUMENTS},
+    }
+    job = make_job(
+        workspace,
+        status=Status.QUEUED,
+        transcript=[{"role": "assistant", "content": None, "tool_calls": [broken, valid]}],
+    )
+
+    publish_jobs([job.id])
+    job = wait_for_job(job.id)
+
+    assert job.status == Status.SUCCEEDED, explain(job, worker)
+    rows = ActionAudit.objects.filter(job=job).order_by("call_key")
+    assert [(r.call_key, r.status, r.reason) for r in rows] == [
+        ("1.0", "failed", "internal_error"),
+        ("1.1", "executed", ""),
+    ]
+    assert rows[0].arguments == {"raw": "12345"}
+    assert list(Task.objects.values_list("title", flat=True)) == ["From plan"]
+
+
+def test_a_job_that_fails_unexpectedly_ends_failed_instead_of_running_forever(
+    workspace, worker, simulator
+):
+    # A stored plan no code path can read (a tool call without its function).
+    job = make_job(
+        workspace,
+        status=Status.QUEUED,
+        transcript=[{"role": "assistant", "content": None, "tool_calls": [{"id": "call_a"}]}],
+    )
+
+    publish_jobs([job.id])
+    job = wait_for_job(job.id, timeout=15)
+
+    assert (job.status, job.error_code) == (Status.FAILED, "internal_error"), explain(job, worker)
+    assert "KeyError" in job.error_message
+    assert job.finished_at is not None and job.lease_expires_at is None
+    assert job.attempts == 1  # ended on its first delivery, not after the sweeper's rounds
+
+
 # --- Lost workers -----------------------------------------------------------------------------
 
 
