@@ -198,15 +198,24 @@ class ActionAuditAdmin(ReadOnlyAdmin):
             return {}
         return super().get_actions(request)
 
-    @admin.action(description="Approve the selected pending actions (their arguments as shown)")
+    def has_decide_permission(self, request) -> bool:
+        # Its own permission: view_actionaudit lets an auditor read the trail, not decide.
+        return request.user.has_perm("audit.decide_action")
+
+    @admin.action(
+        description="Approve the selected pending actions (their arguments as shown)",
+        permissions=["decide"],
+    )
     def approve_selected(self, request, queryset) -> None:
         self._decide(request, queryset, approve=True)
 
-    @admin.action(description="Reject the selected pending actions")
+    @admin.action(description="Reject the selected pending actions", permissions=["decide"])
     def reject_selected(self, request, queryset) -> None:
         self._decide(request, queryset, approve=False)
 
     def _decide(self, request, queryset, *, approve: bool) -> None:
+        if not self.has_decide_permission(request):
+            raise PermissionDenied  # whatever path led here, viewing is not deciding
         # The same services as the API: one conditional UPDATE per row, so a row another
         # reviewer decided meanwhile is reported, not decided twice.
         decided_by = f"admin:{request.user.get_username()}"

@@ -75,6 +75,9 @@ class ActionAudit(models.Model):
 
     class Meta:
         db_table = "action_audit"
+        # Deciding is not viewing: a reviewer needs this, an auditor has view_actionaudit only
+        # (manage.py grant_admin_role). Nobody holds it by default; superusers hold everything.
+        permissions = [("decide_action", "Can approve or reject actions pending approval")]
         constraints = [
             models.UniqueConstraint(fields=["job", "call_key"], name="action_audit_unique_call"),
         ]

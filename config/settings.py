@@ -110,7 +110,8 @@ API_KEY_CACHE_SECONDS = _int("API_KEY_CACHE_SECONDS", 30, minimum=0, maximum=360
 ALLOWED_HOSTS = _list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the project's site: its login is throttled (orchestrator/admin_site.py).
+    "orchestrator.admin_app.OrchestratorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -206,6 +207,18 @@ IDEMPOTENCY_TTL_SECONDS = _int("IDEMPOTENCY_TTL_SECONDS", 86400, minimum=1, maxi
 
 RATE_LIMIT_PER_MINUTE = _int("RATE_LIMIT_PER_MINUTE", 100, minimum=0, maximum=100_000)
 AUTH_FAILURES_PER_MINUTE = _int("AUTH_FAILURES_PER_MINUTE", 20, minimum=1, maximum=100_000)
+
+# --- Admin login ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/settings/#session-cookie-secure
+# Outside development the admin's session and CSRF cookies go over HTTPS only. Failed admin
+# logins are limited per client address and per username (orchestrator/login_throttle.py):
+# after ADMIN_LOGIN_MAX_FAILURES within ADMIN_LOGIN_WINDOW_SECONDS, attempts are refused (429)
+# until the oldest failure ages out. Like the API's limiter it fails open when Redis is down.
+
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+ADMIN_LOGIN_MAX_FAILURES = _int("ADMIN_LOGIN_MAX_FAILURES", 5, minimum=1, maximum=1000)
+ADMIN_LOGIN_WINDOW_SECONDS = _int("ADMIN_LOGIN_WINDOW_SECONDS", 900, minimum=1, maximum=86400)
 
 # --- Webhooks ---------------------------------------------------------------------------------
 # https://www.standardwebhooks.com/ - signed events, delivered by a Celery task that retries

@@ -5,6 +5,7 @@ import logging
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
@@ -61,7 +62,30 @@ class ReadOnly:
         return False
 
 
-class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):
+class ActionPermissionsEnforced:
+    """A posted bulk action the user may not run is a 403.
+
+    Django leaves such an action out of the dropdown but answers a POST of it with a silent
+    "No action selected" or the list again; a refusal the client can see is clearer and safer.
+    """
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST":
+            for name in request.POST.getlist("action"):
+                if not self.may_run_action(request, name):
+                    raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    def may_run_action(self, request, name: str) -> bool:
+        """False when `name` is an action whose declared permissions the user lacks."""
+        found = self.get_action(name)
+        if found is None:
+            return True  # not an action: Django's own handling ignores it
+        required = getattr(found[0], "allowed_permissions", ())
+        return all(getattr(self, f"has_{p}_permission")(request) for p in required)
+
+
+class ReadOnlyAdmin(ReadOnly, ActionPermissionsEnforced, admin.ModelAdmin):
     pass
 
 
@@ -111,7 +135,7 @@ class WorkspaceForm(forms.ModelForm):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(ActionPermissionsEnforced, admin.ModelAdmin):
     form = WorkspaceForm
     list_display = [
         "id",
@@ -307,8 +331,13 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     def payload_json(self, delivery: WebhookDelivery) -> str:
         return str(delivery.payload)
 
-    @admin.action(description="Redeliver the selected webhooks now")
+    def has_redeliver_permission(self, request) -> bool:
+        return request.user.has_perm("orchestrator.redeliver_webhook")
+
+    @admin.action(description="Redeliver the selected webhooks now", permissions=["redeliver"])
     def redeliver(self, request, queryset) -> None:
+        if not self.has_redeliver_permission(request):
+            raise PermissionDenied  # whatever path led here, viewing is not sending
         for delivery in queryset:
             redeliver_webhook(delivery=delivery)
         self.message_user(request, f"{queryset.count()} webhook(s) queued for redelivery.")

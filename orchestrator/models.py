@@ -204,6 +204,8 @@ class WebhookDelivery(models.Model):
     class Meta:
         verbose_name_plural = "webhook deliveries"
         indexes = [models.Index(fields=["workspace", "-created_at"], name="webhook_ws_created_idx")]
+        # Sending an event again is an operator's act, not a viewer's (manage.py grant_admin_role).
+        permissions = [("redeliver_webhook", "Can redeliver webhooks")]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.job_id} ({self.status})"

@@ -1,5 +1,7 @@
 """The one place that knows the Redis key names (importable before Django is configured)."""
 
+import hashlib
+
 # Celery's Redis transport keeps the queue as a list under its own name, so the runbook's
 # `redis-cli LLEN ai:queue:pending` counts the jobs waiting for a worker.
 JOB_QUEUE = "ai:queue:pending"
@@ -32,3 +34,15 @@ def rate_limit_key(workspace_id: str) -> str:
 def auth_failure_key(client_address: str) -> str:
     """Sorted set of one client address's failed authentications in the last minute."""
     return f"ai:ratelimit:auth-failures:{client_address}"
+
+
+def admin_login_address_key(client_address: str) -> str:
+    """Sorted set of one client address's recent failed admin logins (sliding window)."""
+    return f"ai:ratelimit:admin-login:address:{client_address}"
+
+
+def admin_login_user_key(username: str) -> str:
+    """Sorted set of one username's recent failed admin logins, from any address."""
+    # Hashed: a typed username is any text of any length; case-folded, so "Admin" counts too.
+    digest = hashlib.sha256(username.casefold().encode()).hexdigest()[:32]
+    return f"ai:ratelimit:admin-login:user:{digest}"

@@ -42,8 +42,8 @@ def main() -> int:
     ensure_database(settings.DATABASES["default"])
     manage("migrate", "--no-input", "-v", "0")
     api_key = manage("ensure_demo_workspace", "--key-file", str(RUN_DIR / "demo-api-key"))
-    # flowerconfig.py reads the credentials from the environment (never the command line) and
-    # keeps Flower's state in .run/flower.db.
+    # flowerconfig.py reads the credentials from the environment (never the command line),
+    # refuses to start without them and keeps Flower's state in .run/flower.db.
     flower_auth = os.environ.get("FLOWER_BASIC_AUTH") or ensure_flower_auth()
     os.environ["FLOWER_BASIC_AUTH"] = flower_auth
 
@@ -70,14 +70,7 @@ def main() -> int:
             "-s",
             str(RUN_DIR / "celerybeat-schedule"),
         ],
-        "flower": [
-            str(BIN / "celery"),
-            "-A",
-            "config",
-            "flower",
-            "--address=127.0.0.1",
-            "--port=5555",
-        ],
+        "flower": flower_command(),
     }
     if not settings.OPENAI_API_KEY:
         latency = os.environ.get("SIMULATOR_LATENCY_MS", "300")
@@ -110,6 +103,21 @@ def worker_command(name: str) -> list[str]:
         "--without-mingle",
         "-n",
         name,
+    ]
+
+
+def flower_command(port: int = 5555) -> list[str]:
+    """Flower as shipped: this project's flowerconfig.py, on FLOWER_ADDRESS (127.0.0.1)."""
+    # The config by absolute path, so Flower's checks run whatever the working directory.
+    address = os.environ.get("FLOWER_ADDRESS", "").strip() or "127.0.0.1"
+    return [
+        str(BIN / "celery"),
+        "-A",
+        "config",
+        "flower",
+        f"--conf={ROOT / 'flowerconfig.py'}",
+        f"--address={address}",
+        f"--port={port}",
     ]
 
 

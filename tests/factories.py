@@ -3,6 +3,9 @@
 import uuid
 from itertools import count
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+
 from audit.models import ActionAudit
 from orchestrator.api_keys import issue_api_key
 from orchestrator.models import Job, Workspace
@@ -43,3 +46,27 @@ def make_audit(job: Job, **fields) -> ActionAudit:
     )
     fields.setdefault("status", ActionAudit.Status.EXECUTED)
     return ActionAudit.objects.create(workspace_id=job.workspace_id, job=job, **fields)
+
+
+STAFF_PASSWORD = "pw-for-tests-1"
+
+
+def make_staff_user(username: str, *permissions: str):
+    """A staff user (admitted to the admin, password STAFF_PASSWORD) holding exactly
+    `permissions` ("app.codename")."""
+    user = get_user_model().objects.create_user(username, password=STAFF_PASSWORD, is_staff=True)
+    for name in permissions:
+        app_label, codename = name.split(".", 1)
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
+def view_permissions() -> list[str]:
+    """Every view_* permission of the project's apps: what a read-only auditor holds."""
+    views = Permission.objects.filter(
+        content_type__app_label__in=["orchestrator", "audit", "actions"],
+        codename__startswith="view_",
+    ).select_related("content_type")
+    return [f"{p.content_type.app_label}.{p.codename}" for p in views]

@@ -1,54 +1,120 @@
-"""Flower refuses to start without FLOWER_BASIC_AUTH and refuses anonymous visitors."""
+"""Flower refuses to start without non-empty FLOWER_BASIC_AUTH credentials, wherever it is started
+from and however, refuses anonymous visitors, and listens on 127.0.0.1 unless told otherwise."""
 
 import base64
+import shlex
 import subprocess
 
 import pytest
 
+from scripts.run_stack import flower_command
 from tests.helpers import http
 from tests.processes import BIN, ROOT, Process, free_port, http_ok, process_env, wait_until
 
+GOOD = "admin:s3cret-pw"
 
-def flower_command(port: int) -> list[str]:
-    return [str(BIN / "celery"), "-A", "config", "flower", "--address=127.0.0.1", f"--port={port}"]
+
+def bare_flower_command(port: int) -> list[str]:
+    """Flower as someone might type it: no --conf, no --address."""
+    return [str(BIN / "celery"), "-A", "config", "flower", f"--port={port}"]
+
+
+def runbook_flower_command(port: int) -> list[str]:
+    """The runbook's Flower command line, as an operator in the project directory runs it."""
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    (line,) = [
+        line.strip()
+        for line in runbook.splitlines()
+        if line.strip().startswith("celery -A config flower")
+    ]
+    assert "--port=5555" in line
+    words = shlex.split(line.replace("$PWD", str(ROOT)).replace("--port=5555", f"--port={port}"))
+    return [str(BIN / words[0]), *words[1:]]
+
+
+def flower_env(tmp_path, **variables: str) -> dict[str, str]:
+    """A platform process's environment, importable from any directory, Flower unconfigured."""
+    env = process_env(FLOWER_DB=str(tmp_path / "flower.db"), PYTHONPATH=str(ROOT), **variables)
+    # The test process itself has loaded config.celery: its FLOWER_CONF must not leak in.
+    env.pop("FLOWER_CONF", None)
+    if "FLOWER_BASIC_AUTH" not in variables:
+        env.pop("FLOWER_BASIC_AUTH", None)
+    return env
+
+
+def refused_start(command: list[str], env: dict[str, str], cwd) -> str:
+    """Runs Flower expecting it to refuse to start; returns what it printed on stderr."""
+    try:
+        result = subprocess.run(
+            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("Flower started (and served for 30 s) instead of refusing to")
+    assert result.returncode != 0, result.stderr[-2000:]
+    return result.stderr
+
+
+def serving(name: str, command: list[str], env: dict[str, str], cwd, port: int) -> Process:
+    process = Process(name, command, env, cwd=cwd)
+    try:
+        wait_until(lambda: answers("127.0.0.1", port) or answers("127.0.0.2", port), timeout=30)
+    except TimeoutError:
+        process.stop()
+        raise AssertionError(f"flower never answered:\n{process.log()[-2000:]}") from None
+    return process
+
+
+def answers(host: str, port: int) -> bool:
+    return http_ok(f"http://{host}:{port}/healthcheck")
+
+
+def basic(credentials: str) -> dict[str, str]:
+    return {"Authorization": f"Basic {base64.b64encode(credentials.encode()).decode()}"}
 
 
 def test_flower_refuses_to_start_without_credentials(tmp_path):
-    env = process_env(FLOWER_DB=str(tmp_path / "flower.db"))
-    env.pop("FLOWER_BASIC_AUTH", None)
+    stderr = refused_start(flower_command(free_port()), flower_env(tmp_path), cwd=ROOT)
 
-    result = subprocess.run(
-        flower_command(free_port()), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-
-    assert result.returncode != 0
-    assert "FLOWER_BASIC_AUTH" in result.stderr
+    assert "FLOWER_BASIC_AUTH" in stderr
 
 
-def test_flower_refuses_credentials_on_the_command_line(tmp_path):
-    env = process_env(FLOWER_BASIC_AUTH="admin:pw", FLOWER_DB=str(tmp_path / "flower.db"))
-    command = [*flower_command(free_port()), "--basic-auth=admin:other"]
+def test_flower_started_from_another_directory_without_conf_refuses_to_start(tmp_path):
+    stderr = refused_start(bare_flower_command(free_port()), flower_env(tmp_path), cwd=tmp_path)
 
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert "FLOWER_BASIC_AUTH" in stderr
 
-    assert result.returncode != 0
-    assert "not on the command line" in result.stderr
+
+@pytest.mark.parametrize("credentials", [":", "admin:", ":s3cret", "admin", " : ", f"{GOOD},:"])
+def test_flower_refuses_an_empty_user_or_password(tmp_path, credentials):
+    env = flower_env(tmp_path, FLOWER_BASIC_AUTH=credentials)
+
+    stderr = refused_start(bare_flower_command(free_port()), env, cwd=tmp_path)
+
+    assert "each user and password non-empty" in stderr
+
+
+@pytest.mark.parametrize("option", ["--basic-auth=admin:other", "--basic_auth=:", "--auth=.*"])
+def test_flower_refuses_credentials_on_the_command_line(tmp_path, option):
+    env = flower_env(tmp_path, FLOWER_BASIC_AUTH=GOOD)
+
+    stderr = refused_start([*flower_command(free_port()), option], env, cwd=ROOT)
+
+    assert "not on the command line" in stderr
 
 
 @pytest.fixture
 def flower(tmp_path):
+    """Flower started with make run's command, from a directory that is not the project's."""
     port = free_port()
-    process = Process(
+    process = serving(
         "flower",
         flower_command(port),
-        process_env(FLOWER_BASIC_AUTH="admin:s3cret-pw", FLOWER_DB=str(tmp_path / "flower.db")),
+        flower_env(tmp_path, FLOWER_BASIC_AUTH=GOOD),
+        cwd=tmp_path,
+        port=port,
     )
-    base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(
-            lambda: http_ok(f"{base_url}/healthcheck"), timeout=30, message="flower never answered"
-        )
-        yield base_url
+        yield port
     finally:
         process.stop()
     # Persistent state: Flower saved its events where FLOWER_DB says.
@@ -56,13 +122,56 @@ def flower(tmp_path):
 
 
 def test_flower_requires_basic_auth(flower):
-    good = base64.b64encode(b"admin:s3cret-pw").decode()
-    bad = base64.b64encode(b"admin:wrong").decode()
+    base = f"http://127.0.0.1:{flower}"
 
-    assert http(f"{flower}/")[0] == 401
-    assert http(f"{flower}/", headers={"Authorization": f"Basic {bad}"})[0] == 401
-    status, _, page = http(f"{flower}/workers", headers={"Authorization": f"Basic {good}"})
+    assert http(f"{base}/")[0] == 401
+    assert http(f"{base}/", headers=basic("admin:wrong"))[0] == 401
+    assert http(f"{base}/", headers=basic(":"))[0] == 401
+    status, _, page = http(f"{base}/workers", headers=basic(GOOD))
     assert status == 200
     assert "Flower" in page
     # Flower's own /metrics has no authentication (why :5555 stays private, docs/runbook.md).
-    assert http(f"{flower}/metrics")[0] == 200
+    assert http(f"{base}/metrics")[0] == 200
+
+
+def test_make_runs_flower_listens_on_localhost_only(flower):
+    assert answers("127.0.0.1", flower)
+    assert not answers("127.0.0.2", flower)  # another address of this host: not listened on
+
+
+def test_flower_started_from_another_directory_without_conf_is_authenticated_and_local(tmp_path):
+    port = free_port()
+    env = flower_env(tmp_path, FLOWER_BASIC_AUTH=GOOD)
+    process = serving("flower-bare", bare_flower_command(port), env, cwd=tmp_path, port=port)
+    try:
+        assert http(f"http://127.0.0.1:{port}/")[0] == 401
+        assert http(f"http://127.0.0.1:{port}/", headers=basic(GOOD))[0] == 200
+        assert not answers("127.0.0.2", port)  # Flower's own default is every interface
+    finally:
+        process.stop()
+
+
+def test_flower_address_moves_where_flower_listens(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLOWER_ADDRESS", "127.0.0.2")
+    port = free_port()
+    env = flower_env(tmp_path, FLOWER_BASIC_AUTH=GOOD, FLOWER_ADDRESS="127.0.0.2")
+    process = serving("flower-moved", flower_command(port), env, cwd=tmp_path, port=port)
+    try:
+        assert answers("127.0.0.2", port)
+        assert not answers("127.0.0.1", port)
+    finally:
+        process.stop()
+
+
+def test_the_runbooks_flower_command_is_authenticated_and_local(tmp_path):
+    port = free_port()
+    command = runbook_flower_command(port)
+    assert "FLOWER_BASIC_AUTH" in refused_start(command, flower_env(tmp_path), cwd=ROOT)
+
+    env = flower_env(tmp_path, FLOWER_BASIC_AUTH=GOOD)
+    process = serving("flower-runbook", command, env, cwd=ROOT, port=port)
+    try:
+        assert http(f"http://127.0.0.1:{port}/")[0] == 401
+        assert not answers("127.0.0.2", port)
+    finally:
+        process.stop()

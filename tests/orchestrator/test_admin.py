@@ -1,16 +1,22 @@
 """Workspace and API key admin: a new key's plaintext is shown once, the digest never; revoking
-works; both are recorded in the admin's history; superusers can be created from the environment."""
+works; both are recorded in the admin's history; superusers can be created from the environment;
+grant_admin_role gives users the auditor, reviewer and operator roles."""
 
+import io
 import re
+import subprocess
+import sys
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from orchestrator.api_keys import authenticate_api_key
 from orchestrator.models import ApiKey
 from tests import factories
+from tests.processes import ROOT, process_env
 
 KEYS = "/admin/orchestrator/apikey/"
 pytestmark = pytest.mark.django_db
@@ -121,3 +127,97 @@ def test_workspace_admin_refuses_unknown_actions(admin_client, workspace):
     assert saved.status_code == 302
     workspace.refresh_from_db()
     assert workspace.allowed_actions == ["task.create"]
+
+
+# --- Admin roles: manage.py grant_admin_role -------------------------------------------------
+
+
+def grant(*args: str) -> str:
+    out = io.StringIO()
+    call_command("grant_admin_role", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_granting_a_reviewer_lets_them_decide_and_nothing_more():
+    user = User.objects.create_user("rita", password="pw-rita-1")
+
+    output = grant("reviewer", "rita")
+
+    assert "rita added to group 'reviewers'" in output
+    user = User.objects.get(pk=user.pk)  # permissions are cached on the instance
+    assert user.is_staff and not user.is_superuser
+    assert user.has_perm("audit.decide_action")
+    assert user.has_perm("audit.view_actionaudit") and user.has_perm("orchestrator.view_job")
+    assert not user.has_perm("orchestrator.redeliver_webhook")
+    assert not user.has_perm("audit.change_actionaudit")
+
+
+@pytest.mark.parametrize(
+    ("role", "decide", "redeliver"),
+    [("auditor", False, False), ("operator", False, True)],
+)
+def test_auditors_view_only_and_operators_redeliver(role, decide, redeliver):
+    User.objects.create_user("sam")
+
+    grant(role, "sam")
+
+    user = User.objects.get(username="sam")
+    assert user.has_perm("audit.view_actionaudit") and user.has_perm("actions.view_connection")
+    assert user.has_perm("audit.decide_action") is decide
+    assert user.has_perm("orchestrator.redeliver_webhook") is redeliver
+    assert not any(p.startswith(("add_", "change_", "delete_")) for p in _codenames(user))
+
+
+def _codenames(user) -> set[str]:
+    return {name.split(".", 1)[1] for name in user.get_all_permissions()}
+
+
+def test_without_usernames_the_group_is_created_and_repaired():
+    assert "group 'reviewers'" in grant("reviewer")
+    group = Group.objects.get(name="reviewers")
+    group.permissions.add(Permission.objects.get(codename="delete_workspace"))  # by hand
+
+    grant("reviewer")
+
+    codenames = set(group.permissions.values_list("codename", flat=True))
+    assert "decide_action" in codenames and "view_webhookdelivery" in codenames
+    assert "delete_workspace" not in codenames
+
+
+def test_an_unknown_user_changes_nothing():
+    User.objects.create_user("rita")
+
+    with pytest.raises(CommandError, match="no such user: ghost"):
+        grant("reviewer", "rita", "ghost")
+
+    assert not Group.objects.filter(name="reviewers").exists()
+    assert not User.objects.get(username="rita").is_staff
+
+
+def test_revoking_a_role_takes_its_permissions_away():
+    User.objects.create_user("rita")
+    grant("reviewer", "rita")
+
+    assert "rita removed from group 'reviewers'" in grant("reviewer", "rita", "--revoke")
+
+    user = User.objects.get(username="rita")
+    assert not user.has_perm("audit.decide_action")
+    assert user.is_staff  # still staff: other groups may give them something
+
+
+def test_the_command_documents_every_role_and_flag():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "grant_admin_role", "--help"],
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for role in ("auditor: views everything", "reviewer: views", "operator: views"):
+        assert role in text
+    assert "--revoke Take the users out" in text
+    assert "usernames Existing users" in text
