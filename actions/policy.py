@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from jsonschema import Draft202012Validator, FormatChecker
 
+from actions.mail_safety import UnsafeMail, ascii_domain, normalize_address
 from actions.registry import REGISTRY, ActionSpec
 
 EXECUTE = "execute"
@@ -89,12 +88,21 @@ def decide(
 
 
 def normalize_domain(domain: str) -> str:
-    """Case-insensitive, trailing dot ignored: "Acme.COM." is "acme.com"."""
-    return domain.strip().rstrip(".").lower()
+    """The domain as mail is routed to it: IDNA A-label, lower case, no trailing dot, so
+    "Acme.COM." is "acme.com" and "Bücher.example" is "xn--bcher-kva.example"."""
+    try:
+        return ascii_domain(domain.strip())
+    except UnsafeMail:
+        # No valid address has this domain, so the entry admits nothing.
+        return domain.strip().rstrip(".").lower()
 
 
 def recipients_outside(arguments: dict, allowed_domains: list[str]) -> list[str]:
-    """Recipient addresses whose domain is not listed; empty when no list restricts them."""
+    """Recipient addresses whose domain is not listed; empty when no list restricts them.
+
+    The domain compared is the one `normalize_address` gives, the one the connector sends to;
+    an address it refuses is never inside.
+    """
     if not allowed_domains:
         return []
     allowed = {normalize_domain(domain) for domain in allowed_domains}
@@ -105,7 +113,14 @@ def recipients_outside(arguments: dict, allowed_domains: list[str]) -> list[str]
         if isinstance(address, str)
     ]
     # Exact match only: a listed acme.com does not admit mail.acme.com (list it to allow it).
-    return [a for a in addresses if normalize_domain(a.rpartition("@")[2]) not in allowed]
+    return [a for a in addresses if _sent_domain(a) not in allowed]
+
+
+def _sent_domain(address: str) -> str | None:
+    try:
+        return normalize_address(address).rpartition("@")[2]
+    except UnsafeMail:
+        return None
 
 
 def arguments_hash(arguments: dict) -> str:
@@ -115,23 +130,32 @@ def arguments_hash(arguments: dict) -> str:
 
 
 def validate_arguments(spec: ActionSpec, arguments: dict) -> list[str]:
-    """Human-readable schema violations of `arguments`, empty when they are valid."""
+    """Human-readable violations of `arguments` ("field: problem"), empty when they are valid:
+    the schema's, then the action's own checks of what the schema cannot say."""
     errors = sorted(_validator(spec.name).iter_errors(arguments), key=lambda e: str(e.path))
-    return [
-        f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"[:300]
+    messages = [
+        f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {_message(error)}"[:300]
         for error in errors
-    ][:20]
+    ]
+    if spec.check_arguments is not None:
+        messages += spec.check_arguments(arguments)
+    return messages[:20]
 
 
-# jsonschema's own "email" check only looks for an "@"; Django's validator refuses line breaks
-# and the other shapes that would let an address smuggle in a header.
+def _message(error) -> str:
+    # Our address check says why an address is refused; jsonschema's message only says that.
+    return str(error.cause) if isinstance(error.cause, UnsafeMail) else error.message
+
+
+# jsonschema's own "email" check only looks for an "@": every address must be the one strict
+# local@domain the connectors send (no names, lists, comments, encoded words or whitespace).
 _FORMATS = FormatChecker()
 
 
-@_FORMATS.checks("email", raises=ValidationError)
+@_FORMATS.checks("email", raises=UnsafeMail)
 def _is_email(instance: object) -> bool:
     if isinstance(instance, str):
-        validate_email(instance)
+        normalize_address(instance)
     return True
 
 

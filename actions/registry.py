@@ -1,7 +1,9 @@
 """Every action the model can be offered: its description, argument schema and connector."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from actions import mail_safety
 from actions.connectors.backend import MailBackend
 from actions.connectors.base import Connector
 from actions.connectors.gmail import GmailConnector
@@ -10,11 +12,12 @@ from actions.connectors.sandbox import SandboxMailConnector
 from actions.connectors.tasks import TaskConnector
 from actions.names import GMAIL_SEND, OUTLOOK_SEND, TASK_CREATE
 
+# The "email" format is checked strictly (actions.policy): one bare local@domain.
 _EMAIL = {"type": "string", "format": "email", "maxLength": 254}
 _ADDRESSES = {"type": "array", "items": _EMAIL, "maxItems": 50}
-# RFC 5322 caps a header line at 998 characters; a line break in a header would let the model
-# inject headers of its own.
-_SUBJECT = {"type": "string", "maxLength": 998, "not": {"pattern": "[\\r\\n]"}}
+# RFC 5322 caps a header line at 998 characters. Line breaks and the rest, raw or RFC 2047
+# encoded, are refused by mail_safety.text_errors: a pattern cannot see through the encoding.
+_SUBJECT = {"type": "string", "maxLength": 998}
 
 _MAIL_SCHEMA = {
     "type": "object",
@@ -51,6 +54,8 @@ class ActionSpec:
     description: str
     schema: dict
     connector: Connector
+    # What the schema cannot say: "field: problem" for each refused value.
+    check_arguments: Callable[[dict], list[str]] | None = None
 
     @property
     def tool_name(self) -> str:
@@ -79,6 +84,7 @@ REGISTRY: dict[str, ActionSpec] = {
             connector=MailBackend(
                 sandbox=SandboxMailConnector(provider="gmail"), live=GmailConnector()
             ),
+            check_arguments=mail_safety.text_errors,
         ),
         ActionSpec(
             name=OUTLOOK_SEND,
@@ -87,6 +93,7 @@ REGISTRY: dict[str, ActionSpec] = {
             connector=MailBackend(
                 sandbox=SandboxMailConnector(provider="outlook"), live=OutlookConnector()
             ),
+            check_arguments=mail_safety.text_errors,
         ),
         ActionSpec(
             name=TASK_CREATE,

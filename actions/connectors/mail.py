@@ -6,6 +6,7 @@ import httpx2
 
 from actions import connections, http
 from actions.connectors.base import ConnectorError
+from actions.mail_safety import MessageMismatch, OutgoingMail, UnsafeMail
 
 MESSAGE_ID_DOMAIN = "ai-orchestrator.invalid"
 
@@ -49,5 +50,14 @@ def authorized_send(
     return response
 
 
-def recipients(arguments: dict, name: str) -> list[str]:
-    return list(arguments.get(name) or [])
+def outgoing_mail(arguments: dict) -> OutgoingMail:
+    """The arguments as they will be sent; a refusal fails the action before any call."""
+    try:
+        return OutgoingMail.of(arguments)
+    except UnsafeMail as exc:
+        raise ConnectorError(str(exc), permanent=True, reason="invalid_arguments") from None
+
+
+def refuse_mismatch(exc: MessageMismatch) -> ConnectorError:
+    """The built message is not the approved one: never send it, never try again."""
+    return ConnectorError(str(exc), permanent=True, reason="message_mismatch")

@@ -1,6 +1,7 @@
 """The sandbox e-mail backend: records exactly what would be sent and sends nothing."""
 
 from actions.connectors.base import ConnectorResult
+from actions.connectors.mail import outgoing_mail
 
 
 class SandboxMailConnector:
@@ -12,15 +13,16 @@ class SandboxMailConnector:
     def execute(
         self, arguments: dict, *, workspace_id: str, idempotency_key: str
     ) -> ConnectorResult:
-        """Return the message that would have been sent, for the audit row."""
+        """Return the message that would have been sent (addresses normalised), for the audit."""
+        mail = outgoing_mail(arguments)
         message = {
-            "to": arguments["to"],
-            "cc": arguments.get("cc", []),
-            "bcc": arguments.get("bcc", []),
-            "reply_to": arguments.get("reply_to"),
-            "subject": arguments["subject"],
-            "body": arguments["body"],
-            "html": arguments.get("html"),
+            "to": list(mail.to),
+            "cc": list(mail.cc),
+            "bcc": list(mail.bcc),
+            "reply_to": mail.reply_to,
+            "subject": mail.subject,
+            "body": mail.body,
+            "html": mail.html,
         }
         return ConnectorResult(
             data={

@@ -19,6 +19,8 @@ from actions.registry import REGISTRY, action_for_tool, tools_for
 MAIL_ACTIONS = [GMAIL_SEND, OUTLOOK_SEND]
 ALL = list(ACTION_NAMES)
 DELETE = object()
+# "allowed.example" in full-width letters and full stop, which IDNA folds to ASCII.
+FULL_WIDTH_ALLOWED = "\uff41\uff4c\uff4c\uff4f\uff57\uff45\uff44\uff0eexample"
 
 VALID = {
     GMAIL_SEND: {"to": ["ann@example.com"], "subject": "Hello", "body": "Hi Ann"},
@@ -192,10 +194,47 @@ def test_invalid_arguments_are_rejected_before_the_approval_rules():
         pytest.param("ann@notacme.com", ["acme.com"], True, id="suffix-is-not-a-match"),
         pytest.param("ann@acme.com.evil.example", ["acme.com"], True, id="prefix-not-a-match"),
         pytest.param("ann@anything.example", [], False, id="no-list-no-restriction"),
+        pytest.param("x@ALLOWED.example.", ["allowed.example"], False, id="upper-case-and-dot"),
+        pytest.param("x@bücher.example", ["xn--bcher-kva.example"], False, id="idna-address"),
+        pytest.param("x@xn--bcher-kva.example", ["Bücher.example"], False, id="idna-list"),
+        pytest.param(f"x@{FULL_WIDTH_ALLOWED}", ["allowed.example"], False, id="full-width"),
+        pytest.param("x@bucher.example", ["bücher.example"], True, id="idna-is-not-ascii-folding"),
+        pytest.param("x@allowed.example\u3000", ["allowed.example"], True, id="ideographic-space"),
+        pytest.param("x@allowed.example\u00a0", ["allowed.example"], True, id="no-break-space"),
+        pytest.param("evil@other.example@allowed.example", ["allowed.example"], True, id="two-at"),
     ],
 )
 def test_recipient_domains_match(address, domains, outside):
     assert bool(recipients_outside({"to": [address]}, domains)) is outside
+
+
+def test_a_recipient_with_unicode_whitespace_is_refused_not_admitted():
+    args = arguments(GMAIL_SEND, to=["x@acme.com\u3000"])
+    decision = decide(
+        spec=REGISTRY[GMAIL_SEND],
+        arguments=args,
+        job_actions=ALL,
+        workspace=WorkspacePolicy(allowed_actions=ALL, recipient_domains=["acme.com"]),
+    )
+    assert (decision.status, decision.reason) == ("rejected", "invalid_arguments")
+    assert decision.errors == ["to/0: contains whitespace (give one bare address, no name)"]
+
+
+def test_an_encoded_line_break_in_the_subject_is_refused_even_when_approved():
+    args = arguments(GMAIL_SEND, subject="=?utf-8?q?Report=0D=0ABcc:_eve@evil.example?=")
+    for approved in (False, True):
+        decision = decide(
+            spec=REGISTRY[GMAIL_SEND],
+            arguments=args,
+            job_actions=ALL,
+            workspace=WorkspacePolicy(allowed_actions=ALL),
+            approved=approved,
+        )
+        assert (decision.status, decision.reason) == ("rejected", "invalid_arguments")
+        assert decision.errors == [
+            "subject: contains a control character or line separator once its RFC 2047 "
+            "encoded words are decoded"
+        ]
 
 
 def test_every_recipient_field_is_checked_but_not_reply_to():
@@ -233,6 +272,9 @@ def test_valid_arguments_have_no_errors(action):
         pytest.param({"subject": "s" * 998}, id="subject-at-the-bound"),
         pytest.param({"body": "line one\nline two\r\n"}, id="body-may-have-line-breaks"),
         pytest.param({"html": "<p>Hi</p>"}, id="html"),
+        pytest.param({"subject": "Réunion ☕ =? ?="}, id="non-ascii-subject"),
+        pytest.param({"body": "tab\there\u2028line"}, id="body-tab-and-line-separator"),
+        pytest.param({"to": ["Ann@EXAMPLE.com.", "bob@bücher.example"]}, id="domains-normalised"),
     ],
 )
 def test_mail_arguments_within_the_bounds_are_valid(action, changes):
@@ -267,6 +309,32 @@ def test_mail_arguments_within_the_bounds_are_valid(action, changes):
         pytest.param({"attachments": ["/etc/passwd"]}, "(root)", id="unknown-property"),
         pytest.param({"subject": DELETE}, "(root)", id="subject-missing"),
         pytest.param({"body": 42}, "body", id="body-not-a-string"),
+        pytest.param(
+            {"subject": "=?utf-8?q?Report=0D=0ABcc:_eve@evil.example?="}, "subject", id="q-crlf"
+        ),
+        pytest.param(
+            {"subject": "=?utf-8?b?UmVwb3J0DQpCY2M6IGV2ZUBldmlsLmV4YW1wbGU=?="},
+            "subject",
+            id="b-crlf",
+        ),
+        pytest.param({"subject": "=?utf-8?q?Hi=0D=0A=0D=0Abody?="}, "subject", id="q-blank"),
+        pytest.param({"subject": "=?utf-8?q?Caf=C3=A9?="}, "subject", id="encoded-word"),
+        pytest.param({"subject": "Hi\u2028Bcc: eve@example.com"}, "subject", id="subject-u2028"),
+        pytest.param({"subject": "Hi\u2029"}, "subject", id="subject-u2029"),
+        pytest.param({"subject": "Hi\x85Bcc: eve@example.com"}, "subject", id="subject-u0085"),
+        pytest.param({"subject": "Hi\x0bBcc: eve@example.com"}, "subject", id="subject-vt"),
+        pytest.param({"subject": "Hi\x1b[2J"}, "subject", id="subject-escape"),
+        pytest.param({"subject": "Hi\u202e"}, "subject", id="subject-bidi-override"),
+        pytest.param({"body": "Hi\x00"}, "body", id="body-nul"),
+        pytest.param({"body": "Hi\x1b[2J"}, "body", id="body-escape"),
+        pytest.param({"html": "<p>\x0c</p>"}, "html", id="html-form-feed"),
+        pytest.param({"to": ["ann@example.com\u3000"]}, "to/0", id="email-ideographic-space"),
+        pytest.param({"to": ["a@example.com, eve@evil.example"]}, "to/0", id="email-list"),
+        pytest.param({"cc": ["Eve <eve@evil.example>"]}, "cc/0", id="email-display-name"),
+        pytest.param({"bcc": ['"eve"@example.com']}, "bcc/0", id="email-quoted"),
+        pytest.param({"to": ["=?utf-8?q?e=40evil.example?=@example.com"]}, "to/0", id="email-ew"),
+        pytest.param({"to": ["anné@example.com"]}, "to/0", id="email-non-ascii-local-part"),
+        pytest.param({"reply_to": "Eve <eve@evil.example>"}, "reply_to", id="reply-to-name"),
     ],
 )
 def test_invalid_mail_arguments_are_caught(action, changes, field):
@@ -301,6 +369,7 @@ def test_task_arguments_within_the_bounds_are_valid(changes):
         pytest.param({"priority": "urgent"}, "priority", id="priority-unknown"),
         pytest.param({"priority": "HIGH"}, "priority", id="priority-wrong-case"),
         pytest.param({"assignee": "bob"}, "assignee", id="assignee-not-an-email"),
+        pytest.param({"assignee": "Bob <bob@example.com>"}, "assignee", id="assignee-with-name"),
         pytest.param({"description": "d" * 10_001}, "description", id="description-too-long"),
         pytest.param({"project": "x"}, "(root)", id="unknown-property"),
     ],

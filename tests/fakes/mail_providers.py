@@ -26,6 +26,11 @@ CLIENT = {"google": ("google-client", "google-secret"), "microsoft": ("ms-client
 
 @dataclass
 class Delivery:
+    """What the provider received, as it reads it: every recipient (Bcc included), every header
+    in order (`header_list`, repeats kept; for Graph `headers` holds the message's fields but
+    the body), and the raw request (the MIME bytes for Gmail, the JSON body for Graph), so a
+    test can compare it with what was approved."""
+
     provider: str
     to: list[str]
     cc: list[str]
@@ -34,6 +39,9 @@ class Delivery:
     message_id: str
     body: str
     headers: dict = field(default_factory=dict)
+    header_list: list[tuple[str, str]] = field(default_factory=list)
+    reply_to: list[str] = field(default_factory=list)
+    raw: bytes = b""
 
 
 @dataclass
@@ -150,8 +158,9 @@ def _decode_gmail(body: dict) -> tuple[Delivery | None, str]:
         return None, "To and Message-ID headers are required"
 
     def addresses(name: str) -> list[str]:
-        header = message[name]
-        return [a.addr_spec for a in header.addresses] if header else []
+        # Every header of that name: a second To or Bcc delivers too.
+        headers = message.get_all(name) or []
+        return [a.addr_spec for header in headers for a in header.addresses]
 
     text = message.get_body(preferencelist=("plain",))
     return (
@@ -164,12 +173,15 @@ def _decode_gmail(body: dict) -> tuple[Delivery | None, str]:
             message_id=str(message["Message-ID"]),
             body=text.get_content() if text else "",
             headers={name: str(value) for name, value in message.items()},
+            header_list=[(name, str(value)) for name, value in message.items()],
+            reply_to=addresses("Reply-To"),
+            raw=data,
         ),
         "",
     )
 
 
-def _decode_graph(body: dict) -> tuple[Delivery | None, str]:
+def _decode_graph(body: dict, raw: bytes = b"") -> tuple[Delivery | None, str]:
     message = body.get("message")
     if not isinstance(message, dict) or not message.get("toRecipients"):
         return None, "message.toRecipients is required"
@@ -189,6 +201,9 @@ def _decode_graph(body: dict) -> tuple[Delivery | None, str]:
             subject=message.get("subject", ""),
             message_id=message.get("internetMessageId", ""),
             body=content.get("content", ""),
+            headers={key: value for key, value in message.items() if key != "body"},
+            reply_to=addresses("replyTo"),
+            raw=raw,
         ),
         "",
     )
@@ -225,8 +240,10 @@ def _handler(fake: FakeMailProviders):
                 payload = json.loads(raw)
             except ValueError:
                 return self._answer(400, {"error": {"code": 400, "message": "Invalid JSON"}})
-            decode = _decode_gmail if provider == "google" else _decode_graph
-            delivery, problem = decode(payload)
+            if provider == "google":
+                delivery, problem = _decode_gmail(payload)
+            else:
+                delivery, problem = _decode_graph(payload, raw)
             if delivery is None:
                 fake.send_attempts.append((*attempt, 400))
                 return self._answer(400, {"error": {"code": 400, "message": problem}})
