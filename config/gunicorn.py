@@ -18,6 +18,12 @@ else:
         stale.unlink()
 
 
+# Off unless turned on (--access-logfile); then the request line without its query string,
+# which may carry a key (%(r)s and %(q)s would log it), and without the Referer, which may too.
+# In a worker the line goes through the app's logging (JSON, scrubbed: config/settings.py).
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(M)sms'
+
+
 def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 

@@ -437,7 +437,8 @@ REST_FRAMEWORK = {
     # cached keys; no other view takes them.
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["orchestrator.api.permissions.HasRequiredScopes"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Bounded depth, finite numbers, storable strings: hostile bodies are a 400, not a 500.
+    "DEFAULT_PARSER_CLASSES": ["orchestrator.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "orchestrator.api.errors.handle_exception",
     "UNAUTHENTICATED_USER": None,
@@ -477,6 +478,8 @@ METRICS_WORKSPACE_LABEL = _bool("METRICS_WORKSPACE_LABEL", False)
 # One JSON object per line (python-json-logger) to stdout and to LOG_FILE, from web and worker
 # alike. The file handler (concurrent-log-handler) rotates under a lock shared by the processes
 # of a host, where the standard RotatingFileHandler would let each process rotate on its own.
+# Every handler scrubs query strings and API keys from every record (log_scrubbing.py): a key a
+# client put in a URL must reach no log line, whichever logger writes it.
 
 LOG_LEVEL = _str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -491,7 +494,7 @@ _log_handlers = {
         "class": "logging.StreamHandler",
         "stream": "ext://sys.stdout",
         "formatter": "json",
-        "filters": ["context"],
+        "filters": ["context", "scrub"],
     },
 }
 if LOG_FILE is not None:
@@ -505,13 +508,16 @@ if LOG_FILE is not None:
         "maxBytes": LOG_FILE_MAX_BYTES,
         "backupCount": LOG_FILE_BACKUPS,
         "formatter": "json",
-        "filters": ["context"],
+        "filters": ["context", "scrub"],
     }
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "orchestrator.log_context.ContextFilter"}},
+    "filters": {
+        "context": {"()": "orchestrator.log_context.ContextFilter"},
+        "scrub": {"()": "orchestrator.log_scrubbing.ScrubCredentials"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -526,6 +532,10 @@ LOGGING = {
     "loggers": {
         # Django's own console handler would print every record a second time via the root.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # In a gunicorn worker, gunicorn's error log (it quotes request lines it cannot parse)
+        # and access log (when turned on) go through these handlers too, instead of its own.
+        "gunicorn.error": {"handlers": [], "propagate": True},
+        "gunicorn.access": {"handlers": [], "propagate": True},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},

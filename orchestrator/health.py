@@ -109,7 +109,10 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     token = settings.METRICS_TOKEN
     if token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+        # As bytes: compare_digest refuses str with non-ASCII characters, which any client can
+        # send. surrogatepass: every str encodes, so no header can raise here.
+        given_bytes = given.strip().encode("utf-8", "surrogatepass")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token.encode()):
             body = error_body(401, "unauthenticated", "A valid metrics token is required.")
             response = JsonResponse(body, status=401)
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'

@@ -63,6 +63,16 @@ return {1, remaining, reset, reserved}
 """
 
 
+# KEYS[1] idempotency key; ARGV[1] the job id this request reserved it with. Deletes the key
+# only while it still names that job: a request that has reserved the id since keeps it.
+_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """The outcome of one check, and what the RateLimit-* headers say."""
@@ -124,6 +134,17 @@ def hit_workspace_limit(
         idempotency,
         confirm_generation,
     )
+
+
+def release_reservation(*, workspace: Workspace, client_request_id: str, job_id: str) -> None:
+    """Free a client_request_id this request reserved for `job_id` and then did not store."""
+    key = redis_keys.idempotency_key(workspace.id, client_request_id)
+    try:
+        # Not cached: only failed submissions come here.
+        get_redis().register_script(_RELEASE_SCRIPT)(keys=[key], args=[job_id])
+    except redis.RedisError as exc:
+        # Harmless if it stays: a key naming no job sends the next request to the constraint.
+        logger.warning("could not release an idempotency reservation: %s", exc)
 
 
 def hit_auth_failure_limit(*, client_address: str) -> RateLimit:

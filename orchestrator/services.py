@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import redis
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from orchestrator import job_queue, metrics, redis_keys
@@ -21,7 +21,7 @@ from orchestrator.exceptions import (
 )
 from orchestrator.models import ApiKey, Job, Workspace
 from orchestrator.prepared_statements import prepared_cursor
-from orchestrator.rate_limits import RateLimit, hit_workspace_limit
+from orchestrator.rate_limits import RateLimit, hit_workspace_limit, release_reservation
 from orchestrator.redis_client import get_redis
 from orchestrator.webhooks import WebhookUrlRefused, check_webhook_url, record_job_event
 
@@ -32,6 +32,11 @@ SWEEP_BATCH = 500
 
 
 class ActionsNotAllowed(OrchestratorError):
+    code = "invalid_request"
+    status = 400
+
+
+class UnstorableRequest(OrchestratorError):
     code = "invalid_request"
     status = 400
 
@@ -118,13 +123,36 @@ def submit_job(
     except IntegrityError:
         existing = _existing_job(workspace, client_request_id)
         if existing is None:
+            _release(rate_limit, workspace, client_request_id, job_id)
             raise
         _point_request_id_at(workspace.id, client_request_id, existing.id)
         return _replay(existing, fingerprint, rate_limit)
+    except DataError as exc:
+        # A value validation let through (a direct caller's inf or NUL): the client's error.
+        # The database's message quotes the data, so it is not logged.
+        _release(rate_limit, workspace, client_request_id, job_id)
+        logger.warning("the database refused a job's values; nothing was stored")
+        raise UnstorableRequest(
+            "The request holds a value that cannot be stored (a non-finite number, "
+            "a NUL character or an unpaired surrogate)."
+        ) from exc
+    except Exception:
+        _release(rate_limit, workspace, client_request_id, job_id)
+        raise
     # Committed already in autocommit (so this publishes now); after the caller's commit when
     # submit_job runs inside a transaction.
     _publish_on_commit([job.id])
     return Submission(job=job, replayed=False, rate_limit=rate_limit)
+
+
+def _release(
+    rate_limit: RateLimit, workspace: Workspace, client_request_id: str, job_id: uuid.UUID
+) -> None:
+    # Left in place, the key would name a job that does not exist for up to a day.
+    if rate_limit.reserved:
+        release_reservation(
+            workspace=workspace, client_request_id=client_request_id, job_id=str(job_id)
+        )
 
 
 def _check_job_webhook(workspace: Workspace, webhook_url: str) -> None:

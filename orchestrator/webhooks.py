@@ -70,7 +70,7 @@ def check_webhook_url(url: str) -> list[str]:
         raise WebhookUrlRefused(f"The webhook host {parts.hostname!r} does not resolve.") from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS:
-        refused = [address for address in addresses if not _is_public(address)]
+        refused = [address for address in addresses if not is_public_address(address)]
         if refused:
             raise WebhookUrlRefused(
                 f"The webhook host resolves to a non-public address ({refused[0]})."
@@ -78,10 +78,48 @@ def check_webhook_url(url: str) -> list[str]:
     return addresses
 
 
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
+# IPv6 forms that carry an IPv4 address in their low 32 bits: reaching them reaches (or is
+# translated to) that IPv4 address. The mapped (::ffff:0:0/96), 6to4 and Teredo forms have
+# properties of their own in ipaddress.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated (RFC 4291); holds :: and ::1 too
+# Global unicast is 2000::/3 (IANA); within it, ipaddress's is_global knows the special
+# registry except the documentation prefix of RFC 9637, newer than Python 3.11's table.
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+_DOCUMENTATION_RFC9637 = ipaddress.IPv6Network("3fff::/20")
+
+
+def is_public_address(address: str) -> bool:
+    """Whether the platform may connect to `address`: a globally routable unicast address,
+    judged by the IPv4 address inside any IPv4-in-IPv6 form (mapped, compatible, 6to4, Teredo
+    server and client, NAT64)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    if ip.version == 4:
+        return _is_public_ipv4(ip)
+    embedded = _embedded_ipv4(ip)
+    if embedded:
+        return all(_is_public_ipv4(ipv4) for ipv4 in embedded)
+    # Outside 2000::/3 lie loopback, unique-local, link-local, site-local, multicast, the
+    # local-use NAT64 prefix 64:ff9b:1::/48 and everything not yet allocated.
+    return ip in _GLOBAL_UNICAST and ip not in _DOCUMENTATION_RFC9637 and ip.is_global
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)  # (server, client): the packet goes through both
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return []
+
+
+def _is_public_ipv4(ip: ipaddress.IPv4Address) -> bool:
     return ip.is_global and not ip.is_multicast
 
 

@@ -95,8 +95,11 @@ def _refuse_credentials_in_url(request: Request) -> None:
     # URLs end up in proxy and server logs: a key there is as good as leaked, so say so loudly
     # rather than ignore it (and never use it).
     params = request.query_params
-    if CREDENTIAL_PARAMETERS & {name.lower() for name in params} or any(
-        value.startswith(f"{KEY_TAG}_") for _, values in params.lists() for value in values
+    names = {name.lower() for name in params}
+    if (
+        CREDENTIAL_PARAMETERS & names
+        or any(name.startswith(f"{KEY_TAG}_") for name in names)  # a bare ?aio_...
+        or any(value.startswith(f"{KEY_TAG}_") for _, values in params.lists() for value in values)
     ):
         raise CredentialsInUrl(
             "API keys go in the Authorization header, never in the URL; "

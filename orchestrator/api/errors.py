@@ -33,7 +33,8 @@ def handle_exception(exc, context) -> Response | None:
         status, code, fields = 413, "request_too_large", {}
         message = f"The request body exceeds {settings.MAX_REQUEST_BODY_BYTES // 1024} KiB."
     elif isinstance(exc, exceptions.ParseError):
-        status, code, message, fields = 400, "malformed_json", "The body is not valid JSON.", {}
+        # The parser's own words (parsers.py): where the JSON breaks, or which literal it refused.
+        status, code, message, fields = 400, "malformed_json", str(exc.detail), {}
     elif isinstance(exc, exceptions.ValidationError):
         status, code, message = 400, "invalid_request", "The request has invalid fields."
         fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}

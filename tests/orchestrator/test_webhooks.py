@@ -248,7 +248,7 @@ UNSPECIFIED = ".".join(["0"] * 4)  # 0.0.0.0, spelt so the linter knows it is no
     ],
 )
 def test_guard_tells_public_from_internal_addresses(address, public):
-    assert webhooks._is_public(address) is public
+    assert webhooks.is_public_address(address) is public
 
 
 def test_job_failed_by_the_sweeper_records_its_event_and_publishes_its_delivery(
