@@ -41,6 +41,7 @@ test: install system-deps lint
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # wrk (Debian's) drives the submit path; installed when missing (as root).
 bench-deps:

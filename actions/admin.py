@@ -3,7 +3,7 @@ from django.contrib import admin
 
 from actions.connections import set_connection
 from actions.models import Connection, Task
-from orchestrator.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
 
 @admin.register(Task)

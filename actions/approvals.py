@@ -6,10 +6,11 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from actions.services import publish_approved_action
+from actions.services import RUN_APPROVED_ACTION
 from audit import services as audit
 from audit.models import ActionAudit
-from orchestrator.exceptions import OrchestratorError
+from core.exceptions import OrchestratorError
+from core.publish import publish_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ def approve_action(
             arguments_hash=arguments_hash,
         )
         if approved:
-            _publish_on_commit(row.pk)
+            # The sweeper republishes approved actions that no worker picked up.
+            publish_on_commit(RUN_APPROVED_ACTION, row.pk)
     if not approved:
         _refuse_decision(row)
     logger.info("action %s approved by %s", row.pk, decided_by)
@@ -100,12 +102,3 @@ def _refuse_decision(row: ActionAudit) -> None:
         audit.expire_pending(row_id=row.pk)
         raise ApprovalExpired("The approval expired; the action will not run.")
     raise ActionNotPending(f"The action is {current.status}, not pending_approval.")
-
-
-def _publish_on_commit(audit_id: int) -> None:
-    # robust: a dead broker is logged, not raised; the sweeper republishes approved actions
-    # that no worker picked up.
-    def publish() -> None:
-        publish_approved_action(audit_id)
-
-    transaction.on_commit(publish, robust=True)

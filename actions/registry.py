@@ -10,7 +10,7 @@ from actions.connectors.gmail import GmailConnector
 from actions.connectors.outlook import OutlookConnector
 from actions.connectors.sandbox import SandboxMailConnector
 from actions.connectors.tasks import TaskConnector
-from actions.names import GMAIL_SEND, OUTLOOK_SEND, TASK_CREATE
+from core.action_names import GMAIL_SEND, OUTLOOK_SEND, TASK_CREATE
 
 # The "email" format is checked strictly (actions.policy): one bare local@domain.
 _EMAIL = {"type": "string", "format": "email", "maxLength": 254}

@@ -17,25 +17,30 @@ from actions.connectors.base import ConnectorError, OutcomeUnknown
 from actions.registry import REGISTRY, ActionSpec, action_for_tool
 from audit import services as audit
 from audit.models import ActionAudit
-from orchestrator.webhooks import record_action_event
+from core.publish import publish_on_commit
 
 logger = logging.getLogger(__name__)
 
 Status = ActionAudit.Status
 TOOL_RESULT_MAX_CHARS = 2000
+RUN_APPROVED_ACTION = "actions.tasks.run_approved_action"
 
 
 @dataclass(frozen=True)
 class ActionOutcome:
+    """What one step became, for the job layer (tool result, webhook event, metrics)."""
+
     call_key: str
     action: str
     status: str
     reason: str
     result: dict
+    # True only for the step that put the action on hold: the job layer announces it once.
+    newly_held: bool = False
 
     @classmethod
-    def of(cls, row: ActionAudit) -> "ActionOutcome":
-        return cls(row.call_key, row.action, row.status, row.reason, row.result)
+    def of(cls, row: ActionAudit, *, newly_held: bool = False) -> "ActionOutcome":
+        return cls(row.call_key, row.action, row.status, row.reason, row.result, newly_held)
 
     def as_tool_result(self) -> str:
         """What the model is told, so its final answer can be truthful; bounded in size."""
@@ -132,11 +137,8 @@ def _run_proposed_action(
         )
     if not created:
         return _resume(row)
-    if row.status == Status.PENDING_APPROVAL:
-        # Tell the workspace's webhook a decision is awaited (nothing when it has none).
-        record_action_event(job_id=row.job_id, status=Status.PENDING_APPROVAL)
     if row.status != Status.EXECUTING:
-        return ActionOutcome.of(row)
+        return ActionOutcome.of(row, newly_held=row.status == Status.PENDING_APPROVAL)
     return _execute(row)
 
 
@@ -292,15 +294,8 @@ def sweep_actions() -> dict[str, int]:
         now - timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS)
     )
     for audit_id in lost:
-        publish_approved_action(audit_id)
+        publish_on_commit(RUN_APPROVED_ACTION, audit_id)
     counts = {"expired": expired, "interrupted": len(interrupted), "republished": len(lost)}
     if any(counts.values()):
         logger.warning("action sweeper: %s", counts)
     return counts
-
-
-def publish_approved_action(audit_id: int) -> None:
-    """Send the message that runs an approved action: the audit row id only."""
-    from actions.tasks import run_approved_action  # tasks import this module
-
-    run_approved_action.apply_async(args=[audit_id])

@@ -13,13 +13,13 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from actions import approvals
-from actions.names import ACTION_NAMES
 from audit import services
 from audit.export import stream_csv
 from audit.models import ActionAudit, AuditArchive
 from audit.report import BadPeriod, build_report, parse_period, render_text
-from orchestrator.admin import ReadOnlyAdmin, pretty_json
-from orchestrator.exceptions import OrchestratorError
+from core.action_names import ACTION_NAMES
+from core.admin import ReadOnlyAdmin, pretty_json
+from core.exceptions import OrchestratorError
 
 # Beyond this many matches the list says "more than 10000" instead of counting a million rows.
 COUNT_LIMIT = 10_000

@@ -5,9 +5,9 @@ from datetime import timedelta
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from actions.names import ACTION_NAMES
 from audit.models import ActionAudit
-from orchestrator import metrics
+from core import metrics
+from core.action_names import ACTION_NAMES
 
 Status = ActionAudit.Status
 

@@ -49,8 +49,8 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
+from core.redis_client import get_redis  # noqa: E402
 from orchestrator.models import Job, Workspace  # noqa: E402
-from orchestrator.redis_client import get_redis  # noqa: E402
 from scripts.run_stack import ensure_database  # noqa: E402
 from tests.factories import make_api_key  # noqa: E402
 from tests.processes import BIN, Process, http_ok, process_env, wait_until  # noqa: E402

@@ -38,8 +38,8 @@ def profile_submit(workspace, requests: int) -> None:
     from django.conf import settings
     from django.test import Client
 
+    from core.redis_client import get_redis
     from orchestrator.api_keys import issue_api_key
-    from orchestrator.redis_client import get_redis
 
     key = issue_api_key(workspace=workspace, scopes=["jobs:write"], name="profile").plaintext
     client = Client(SERVER_NAME="localhost", HTTP_AUTHORIZATION=f"Bearer {key}")
@@ -64,9 +64,9 @@ def profile_submit(workspace, requests: int) -> None:
 
 
 def profile_worker(workspace, jobs: int) -> None:
+    from core.redis_client import get_redis
     from orchestrator import execution, services
     from orchestrator.models import Job
-    from orchestrator.redis_client import get_redis
 
     Job.objects.filter(workspace=workspace).delete()
     ids = [

@@ -13,8 +13,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.redis_client import get_redis
 from orchestrator.models import Job
-from orchestrator.redis_client import get_redis
 
 BENCH_WORKSPACE = "ws-bench"
 

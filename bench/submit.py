@@ -7,9 +7,9 @@ import subprocess
 import time
 
 from bench.common import ROOT, cpu_seconds, store_cpu_seconds
+from core.redis_client import get_redis
 from orchestrator.api_keys import issue_api_key
 from orchestrator.models import Workspace
-from orchestrator.redis_client import get_redis
 from tests.processes import BIN, Process, free_port, http_ok, process_env, wait_until
 
 LUA = ROOT / "bench" / "wrk" / "submit.lua"

@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from bench.common import PeakConnections, cpu_seconds, largest_rss_mb, store_cpu_seconds
 from bench.reference import reference_job
-from orchestrator import redis_keys, services
+from core import redis_keys
+from core.redis_client import get_redis
+from orchestrator import services
 from orchestrator.models import Job, Workspace
-from orchestrator.redis_client import get_redis
 from scripts.run_stack import worker_command
 from tests.processes import Process, Simulator, process_env
 

@@ -17,8 +17,8 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from actions.names import ACTION_NAMES
-from orchestrator import redis_keys
+from core import redis_keys
+from core.action_names import ACTION_NAMES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -127,7 +127,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # First, so the request id and the metrics cover everything below, errors included.
-    "orchestrator.middleware.RequestContextMiddleware",
+    "core.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and Swagger UI's static files from the app itself: no CDN, no extra
     # web server, no collectstatic step (found through the apps' finders).
@@ -515,8 +515,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "context": {"()": "orchestrator.log_context.ContextFilter"},
-        "scrub": {"()": "orchestrator.log_scrubbing.ScrubCredentials"},
+        "context": {"()": "core.log_context.ContextFilter"},
+        "scrub": {"()": "core.log_scrubbing.ScrubCredentials"},
     },
     "formatters": {
         "json": {

@@ -1,6 +1,5 @@
 """Admin for workspaces, keys and jobs: read-only except issuing and revoking API keys."""
 
-import json
 import logging
 
 from django import forms
@@ -9,9 +8,9 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
-from django.utils.html import format_html
 
 from audit.models import ActionAudit
+from core.admin import ActionPermissionsEnforced, ReadOnly, ReadOnlyAdmin, pretty_json
 from orchestrator.api_keys import SCOPES, issue_api_key, revoke_api_key
 from orchestrator.models import (
     ApiKey,
@@ -40,53 +39,8 @@ POLICY_FIELDS = (
 logger = logging.getLogger(__name__)
 
 
-def pretty_json(value) -> str:
-    """Indented JSON in a <pre>, HTML-escaped: model output is data, never markup."""
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
-
-
 # Webhook URLs are https: a URL typed without a scheme gets https, not Django 5's http.
 HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
-
-
-class ReadOnly:
-    """No add, change or delete: these rows are written by the platform, not by hand."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class ActionPermissionsEnforced:
-    """A posted bulk action the user may not run is a 403.
-
-    Django leaves such an action out of the dropdown but answers a POST of it with a silent
-    "No action selected" or the list again; a refusal the client can see is clearer and safer.
-    """
-
-    def changelist_view(self, request, extra_context=None):
-        if request.method == "POST":
-            for name in request.POST.getlist("action"):
-                if not self.may_run_action(request, name):
-                    raise PermissionDenied
-        return super().changelist_view(request, extra_context)
-
-    def may_run_action(self, request, name: str) -> bool:
-        """False when `name` is an action whose declared permissions the user lacks."""
-        found = self.get_action(name)
-        if found is None:
-            return True  # not an action: Django's own handling ignores it
-        required = getattr(found[0], "allowed_permissions", ())
-        return all(getattr(self, f"has_{p}_permission")(request) for p in required)
-
-
-class ReadOnlyAdmin(ReadOnly, ActionPermissionsEnforced, admin.ModelAdmin):
-    pass
 
 
 class WorkspaceForm(forms.ModelForm):

@@ -28,9 +28,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import redis_keys
+from core import redis_keys
+from core.redis_client import get_redis
 from orchestrator.models import ApiKey, Workspace
-from orchestrator.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from django.utils import timezone
 
-from orchestrator.exceptions import OrchestratorError
+from core.exceptions import OrchestratorError
 from orchestrator.models import Job
 from orchestrator.webhooks import record_job_event
 

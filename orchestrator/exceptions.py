@@ -1,18 +1,6 @@
-"""Domain errors: each carries a stable machine-readable code and the HTTP status it maps to."""
+"""The jobs' domain errors; each OrchestratorError carries a code and an HTTP status."""
 
-
-class OrchestratorError(Exception):
-    """Base of the errors services raise; the API renders them in the one error format."""
-
-    code = "error"
-    status = 400
-    # The rate-limit check the request already passed, if any: its headers go on the answer.
-    rate_limit = None
-
-    def __init__(self, message: str, *, fields: dict | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields or {}
+from core.exceptions import OrchestratorError
 
 
 class CredentialsUnconfirmed(Exception):

@@ -16,11 +16,12 @@ from django.utils import timezone
 from actions.policy import WorkspacePolicy
 from actions.registry import tools_for
 from actions.services import Proposal, refuse_proposed_action, run_proposed_action
-from orchestrator import log_context, metrics, model_client
+from core import log_context, metrics
+from orchestrator import model_client
 from orchestrator.exceptions import ModelRequestFailed, ModelUnavailable
 from orchestrator.models import Job, Workspace
 from orchestrator.prepared_statements import prepared_cursor
-from orchestrator.webhooks import record_job_event
+from orchestrator.webhooks import record_action_event, record_job_event
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +218,9 @@ def _run_calls(job: Job, pending: list[tuple[str, dict]]) -> None:
         outcome = run_proposed_action(
             proposal, job_actions=job.allowed_actions, workspace=workspace
         )
+        if outcome.newly_held:
+            # Tell the workspace's webhook a decision is awaited (nothing when it has none).
+            record_action_event(job_id=job.pk, status=outcome.status)
         job.transcript = job.transcript + [
             {
                 "role": "tool",

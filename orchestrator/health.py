@@ -11,9 +11,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from orchestrator import metrics, redis_keys, workers
-from orchestrator.api.errors import error_body
-from orchestrator.redis_client import get_redis
+from core import metrics, redis_keys, workers
+from core.errors import error_body
+from core.redis_client import get_redis
 
 _migrations_applied = False
 

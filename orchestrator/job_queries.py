@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.db.models import Q
 
-from orchestrator.exceptions import OrchestratorError
+from core.exceptions import OrchestratorError
 from orchestrator.models import Job, Workspace
 
 MAX_PAGE_SIZE = 100

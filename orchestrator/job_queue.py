@@ -18,8 +18,8 @@ from functools import cache
 from celery import current_app
 from celery.utils.nodenames import anon_nodename
 
-from orchestrator import log_context, metrics, redis_keys
-from orchestrator.redis_client import get_redis
+from core import log_context, metrics, redis_keys
+from core.redis_client import get_redis
 
 RUN_JOB = "orchestrator.tasks.run_job"
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
-from orchestrator import redis_keys
-from orchestrator.metrics import RATE_LIMIT_FAIL_OPEN
-from orchestrator.redis_client import get_redis
+from core import redis_keys
+from core.metrics import RATE_LIMIT_FAIL_OPEN
+from core.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
 

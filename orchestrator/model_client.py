@@ -13,7 +13,7 @@ import httpx2
 import openai
 from django.conf import settings
 
-from orchestrator import metrics
+from core import metrics
 from orchestrator.exceptions import ModelRequestFailed, ModelUnavailable
 
 logger = logging.getLogger(__name__)

@@ -18,11 +18,11 @@ from functools import cache
 import redis
 from django.conf import settings
 
-from orchestrator import redis_keys
+from core import redis_keys
+from core.metrics import RATE_LIMIT_FAIL_OPEN
+from core.redis_client import get_redis
 from orchestrator.exceptions import CredentialsUnconfirmed
-from orchestrator.metrics import RATE_LIMIT_FAIL_OPEN
 from orchestrator.models import Workspace
-from orchestrator.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
 

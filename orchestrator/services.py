@@ -13,7 +13,9 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from orchestrator import job_queue, metrics, redis_keys
+from core import metrics, redis_keys
+from core.redis_client import get_redis
+from orchestrator import job_queue
 from orchestrator.exceptions import (
     IdempotencyKeyReused,
     OrchestratorError,
@@ -22,7 +24,6 @@ from orchestrator.exceptions import (
 from orchestrator.models import ApiKey, Job, Workspace
 from orchestrator.prepared_statements import prepared_cursor
 from orchestrator.rate_limits import RateLimit, hit_workspace_limit, release_reservation
-from orchestrator.redis_client import get_redis
 from orchestrator.webhooks import WebhookUrlRefused, check_webhook_url, record_job_event
 
 logger = logging.getLogger(__name__)

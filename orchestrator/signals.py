@@ -10,7 +10,8 @@ from celery import signals
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from orchestrator import log_context, metrics, model_client, workers
+from core import log_context, metrics, workers
+from orchestrator import model_client
 from orchestrator.api_keys import forget_cached_keys_on_commit
 from orchestrator.job_queue import RUN_JOB
 from orchestrator.models import ApiKey, Workspace

@@ -24,10 +24,13 @@ from django.db.models import F
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from orchestrator.exceptions import OrchestratorError
+from core.exceptions import OrchestratorError
+from core.publish import publish_on_commit
 from orchestrator.models import Job, WebhookAttempt, WebhookDelivery
 
 logger = logging.getLogger(__name__)
+
+DELIVER_WEBHOOK = "orchestrator.tasks.deliver_webhook"
 
 EXCERPT_BYTES = 300
 Delivery = WebhookDelivery.Status
@@ -161,7 +164,7 @@ def _record(*, job: Job, event_type: str, status: str) -> WebhookDelivery | None
     delivery.retry_until = now + timedelta(seconds=settings.WEBHOOK_RETRY_FOR_SECONDS)
     with transaction.atomic():
         delivery.save(force_insert=True)
-        _publish_on_commit(delivery.id)
+        publish_on_commit(DELIVER_WEBHOOK, str(delivery.id))
     return delivery
 
 
@@ -172,16 +175,7 @@ def redeliver_webhook(*, delivery: WebhookDelivery) -> None:
             status=Delivery.PENDING,
             retry_until=timezone.now() + timedelta(seconds=settings.WEBHOOK_RETRY_FOR_SECONDS),
         )
-        _publish_on_commit(delivery.pk)
-
-
-def _publish_on_commit(delivery_id) -> None:
-    def publish() -> None:
-        from orchestrator.tasks import deliver_webhook  # tasks import this module
-
-        deliver_webhook.apply_async(args=[str(delivery_id)])
-
-    transaction.on_commit(publish, robust=True)
+        publish_on_commit(DELIVER_WEBHOOK, str(delivery.pk))
 
 
 # --- Delivering -------------------------------------------------------------------------------

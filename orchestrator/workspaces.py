@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
-from actions.names import ACTION_NAMES
+from core.action_names import ACTION_NAMES
 from orchestrator.models import MAX_RATE_LIMIT_PER_MINUTE, Workspace, WorkspacePolicyChange
 from orchestrator.webhooks import WebhookUrlRefused, check_webhook_url, generate_webhook_secret
 

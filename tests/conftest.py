@@ -6,8 +6,8 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from actions.connections import set_connection
+from core.redis_client import get_redis
 from orchestrator import rate_limits
-from orchestrator.redis_client import get_redis
 from tests import factories
 from tests.fakes.mail_providers import FakeMailProviders
 from tests.processes import RedisServer, Simulator, free_port, start_worker

@@ -5,9 +5,9 @@ import time
 from django.test import Client
 from rest_framework.test import APIClient
 
-from orchestrator import redis_keys
+from core import redis_keys
+from core.redis_client import get_redis
 from orchestrator.models import Job
-from orchestrator.redis_client import get_redis
 
 
 def queue_length(queue: str = redis_keys.JOB_QUEUE) -> int:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from orchestrator import log_context
+from core import log_context
 from orchestrator.api.throttling import remember_rate_limit
 from orchestrator.api_keys import authenticate_api_key
 from orchestrator.exceptions import RateLimited

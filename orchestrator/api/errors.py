@@ -8,16 +8,12 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from orchestrator.exceptions import OrchestratorError
+from core.errors import error_body
+from core.exceptions import OrchestratorError
 
 logger = logging.getLogger(__name__)
 
 UNAUTHENTICATED_MESSAGE = "A valid API key is required (Authorization: Bearer <key>)."
-
-
-def error_body(status: int, code: str, message: str, fields: dict | None = None) -> dict:
-    """The body of every error response this service sends."""
-    return {"error": {"status": status, "code": code, "message": message, "fields": fields or {}}}
 
 
 def handle_exception(exc, context) -> Response | None:

@@ -8,7 +8,7 @@ import re
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
 
-from orchestrator.exceptions import OrchestratorError
+from core.exceptions import OrchestratorError
 
 # Real bodies are shallow: body, messages, a message is three levels (five if content were a
 # list of parts). 32 leaves a client's metadata plenty of room and keeps every later walk

@@ -6,7 +6,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from actions.names import ACTION_NAMES
+from core.action_names import ACTION_NAMES
 from orchestrator.job_queries import MAX_PAGE_SIZE
 from orchestrator.models import Job
 

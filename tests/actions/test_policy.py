@@ -4,7 +4,6 @@ argument validation) and of the action registry's tool names and tool definition
 import pytest
 from django.test import override_settings
 
-from actions.names import ACTION_NAMES, GMAIL_SEND, OUTLOOK_SEND, TASK_CREATE
 from actions.policy import (
     EXECUTE,
     PENDING_APPROVAL,
@@ -15,6 +14,7 @@ from actions.policy import (
     validate_arguments,
 )
 from actions.registry import REGISTRY, action_for_tool, tools_for
+from core.action_names import ACTION_NAMES, GMAIL_SEND, OUTLOOK_SEND, TASK_CREATE
 
 MAIL_ACTIONS = [GMAIL_SEND, OUTLOOK_SEND]
 ALL = list(ACTION_NAMES)

@@ -9,10 +9,14 @@ import pytest
 from django.conf import settings
 from redis import BlockingConnectionPool
 
+from actions.services import RUN_APPROVED_ACTION
 from config.celery import app
-from orchestrator import broker_transport, redis_keys
+from core import redis_keys
+from core.redis_client import get_redis
+from orchestrator import broker_transport
 from orchestrator.exceptions import ModelUnavailable
-from orchestrator.redis_client import get_redis
+from orchestrator.job_queue import RUN_JOB as RUN_JOB_PUBLISHED
+from orchestrator.webhooks import DELIVER_WEBHOOK
 from tests.helpers import queue_length, submit
 
 RUN_JOB = "orchestrator.tasks.run_job"
@@ -88,6 +92,17 @@ def test_beat_schedule_runs_the_stale_job_sweeper(tasks):
     scheduled = {entry["task"] for entry in app.conf.beat_schedule.values()}
     assert SWEEPER in scheduled
     assert SWEEPER in tasks
+
+
+@pytest.mark.parametrize(
+    "name",
+    [RUN_JOB_PUBLISHED, RUN_APPROVED_ACTION, DELIVER_WEBHOOK],
+    ids=["run_job", "run_approved_action", "deliver_webhook"],
+)
+def test_every_task_published_by_name_is_one_the_workers_run(tasks, name):
+    # Publishers name their task (core.publish) so they import nothing above them: a renamed
+    # task must fail here, not leave messages no worker takes.
+    assert name in tasks
 
 
 def test_run_job_is_registered_and_retries_when_the_model_is_unavailable(tasks):

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from audit.services import record_action
-from orchestrator import redis_keys
+from core import redis_keys
 from orchestrator.api.serializers import JobCreateSerializer
 from orchestrator.models import Job
 from tests import factories

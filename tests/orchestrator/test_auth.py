@@ -14,11 +14,11 @@ from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory
 
-from orchestrator import redis_keys
+from core import redis_keys
+from core.redis_client import get_redis
 from orchestrator.api.base import WorkspaceAPIView
 from orchestrator.api_keys import UnknownScope, issue_api_key, revoke_api_key
 from orchestrator.models import ApiKey, Job
-from orchestrator.redis_client import get_redis
 from orchestrator.workspaces import configure_workspace
 from tests.factories import make_api_key, make_job
 from tests.helpers import http, queue_length

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 import redis
 
-from orchestrator import redis_keys
+from core import redis_keys
 from orchestrator.models import Job
 from tests.helpers import wait_for_job
 from tests.processes import RedisServer, free_port, start_web

@@ -6,8 +6,8 @@ import time
 import pytest
 from django.test import Client, override_settings
 
-from orchestrator import workers
-from orchestrator.redis_client import get_redis
+from core import workers
+from core.redis_client import get_redis
 from tests.helpers import queue_length, submit
 from tests.processes import RedisServer, free_port, wait_until
 

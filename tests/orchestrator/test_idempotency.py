@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from orchestrator import redis_keys
+from core import redis_keys
 from orchestrator.models import Job
 from tests import factories
 from tests.helpers import queue_length, submit

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from orchestrator import log_context, redis_keys
+from core import log_context, redis_keys
 from orchestrator.job_queue import publish_jobs
 from orchestrator.models import Job
 from orchestrator.tasks import run_job

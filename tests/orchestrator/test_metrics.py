@@ -12,9 +12,10 @@ from django.conf import settings
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from orchestrator import metrics, services, workers
+from core import metrics, workers
+from core.redis_client import get_redis
+from orchestrator import services
 from orchestrator.models import Job
-from orchestrator.redis_client import get_redis
 from tests.factories import make_job
 from tests.helpers import http, metric, queue_length, scrape, submit, wait_for_job
 from tests.processes import start_web, wait_until

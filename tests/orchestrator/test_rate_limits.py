@@ -10,9 +10,9 @@ import pytest
 from django.test import override_settings
 from prometheus_client import REGISTRY
 
-from orchestrator import redis_keys
+from core import redis_keys
+from core.redis_client import get_redis
 from orchestrator.models import Job
-from orchestrator.redis_client import get_redis
 from tests import factories
 from tests.helpers import queue_length, submit
 from tests.processes import start_web

@@ -10,7 +10,8 @@ import trustme
 from django.contrib.auth.models import User
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from orchestrator import redis_keys, webhooks
+from core import redis_keys
+from orchestrator import webhooks
 from orchestrator.models import Job, WebhookDelivery
 from orchestrator.webhooks import generate_webhook_secret
 from tests import factories

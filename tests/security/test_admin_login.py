@@ -8,7 +8,7 @@ import sys
 import pytest
 from django.test import Client
 
-from orchestrator import redis_keys
+from core import redis_keys
 from tests import factories
 from tests.config.test_settings import start
 

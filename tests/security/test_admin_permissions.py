@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import ActionAudit
-from orchestrator import redis_keys
+from core import redis_keys
 from orchestrator.models import WebhookDelivery
 from tests import factories
 from tests.actions.test_approvals import propose

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from orchestrator import redis_keys, services
+from core import redis_keys
+from core.exceptions import OrchestratorError
+from orchestrator import services
 from orchestrator.api.parsers import MAX_DEPTH
-from orchestrator.exceptions import OrchestratorError
 from orchestrator.models import Job
 from orchestrator.rate_limits import release_reservation
 from tests.factories import make_api_key

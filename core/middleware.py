@@ -4,7 +4,7 @@ import time
 
 from django.http import HttpRequest, HttpResponse
 
-from orchestrator import log_context, metrics
+from core import log_context, metrics
 
 UNMATCHED = "<unmatched>"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -2,8 +2,8 @@
 
 import time
 
-from orchestrator import redis_keys
-from orchestrator.redis_client import get_redis
+from core import redis_keys
+from core.redis_client import get_redis
 
 # Celery sends a heartbeat every 2 s: a worker silent for this long is dead or cut off. Worker
 # clocks must agree within a few seconds (NTP), as the score is the worker's own time.

@@ -31,8 +31,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from orchestrator import redis_keys, workers
-from orchestrator.redis_client import get_redis
+from core import redis_keys, workers
+from core.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
 

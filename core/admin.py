@@ -1,0 +1,53 @@
+"""The admin's base classes, shared by every app's admin: read-only rows, actions that need
+their own permissions, JSON shown as data."""
+
+import json
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.utils.html import format_html
+
+
+def pretty_json(value) -> str:
+    """Indented JSON in a <pre>, HTML-escaped: model output is data, never markup."""
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+class ReadOnly:
+    """No add, change or delete: these rows are written by the platform, not by hand."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ActionPermissionsEnforced:
+    """A posted bulk action the user may not run is a 403.
+
+    Django leaves such an action out of the dropdown but answers a POST of it with a silent
+    "No action selected" or the list again; a refusal the client can see is clearer and safer.
+    """
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST":
+            for name in request.POST.getlist("action"):
+                if not self.may_run_action(request, name):
+                    raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    def may_run_action(self, request, name: str) -> bool:
+        """False when `name` is an action whose declared permissions the user lacks."""
+        found = self.get_action(name)
+        if found is None:
+            return True  # not an action: Django's own handling ignores it
+        required = getattr(found[0], "allowed_permissions", ())
+        return all(getattr(self, f"has_{p}_permission")(request) for p in required)
+
+
+class ReadOnlyAdmin(ReadOnly, ActionPermissionsEnforced, admin.ModelAdmin):
+    pass
