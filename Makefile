@@ -42,13 +42,16 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(TEST_ENV) $(BIN)/mypy
 
 # wrk (Debian's) drives the submit path; installed when missing (as root).
 bench-deps:
 	@command -v wrk >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; }
 
-# Loopback only, a few minutes; figures are ratios against baselines measured in the same run.
+# Ours against the bare project in bench/bare/, alternated in one run: P1-P4 as ratios. Loopback
+# only, about 6 minutes; BENCH_DATABASE_URL, BENCH_REDIS_URL and BENCH_BARE_REDIS_URL (Redis
+# dbs 8 and 7 by default) keep it off other data. Method: docs/performance.md.
 bench: install bench-deps
 	$(BIN)/python -m bench.run
 

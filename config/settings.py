@@ -404,7 +404,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.2,
 }
 # Model calls are seconds of waiting on the network: threads, not processes, keep a hundred or
-# more in flight per core (measured in DESIGN.md). Run about one worker process per core.
+# more in flight cheaply. Ship two worker processes per core (scripts/run_stack.py): a process's
+# threads share one GIL, and with one process per core the cores sat idle while threads queued.
 CELERY_WORKER_POOL = "threads"
 CELERY_WORKER_CONCURRENCY = _int("WORKER_CONCURRENCY", 128, minimum=1, maximum=1024)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

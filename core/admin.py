@@ -26,7 +26,7 @@ class ReadOnly:
         return False
 
 
-class ActionPermissionsEnforced:
+class ActionPermissionsEnforced(admin.ModelAdmin):
     """A posted bulk action the user may not run is a 403.
 
     Django leaves such an action out of the dropdown but answers a POST of it with a silent

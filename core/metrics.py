@@ -269,8 +269,8 @@ def _families(fields: dict[str, str]) -> Iterator[Metric]:
     for name, spec in SHARED.items():
         if spec.kind == "counter":
             family = CounterMetricFamily(name, spec.help, labels=spec.labels)
-            for labels, value in sorted(values[name].items()):
-                label_map = dict(labels)
+            for pairs, value in sorted(values[name].items()):
+                label_map = dict(pairs)
                 if set(label_map) == set(spec.labels):  # else a field of another version
                     family.add_metric([label_map[k] for k in spec.labels], value)
             if not spec.labels and not values[name]:

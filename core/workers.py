@@ -1,6 +1,7 @@
 """Which Celery workers are alive: heartbeats in Redis, read by /ready and /metrics."""
 
 import time
+from typing import cast
 
 from core import redis_keys
 from core.redis_client import get_redis
@@ -27,4 +28,5 @@ def forget_worker(hostname: str) -> None:
 def live_workers(*, now: float | None = None) -> list[str]:
     """Hostnames of the workers heard from within HEARTBEAT_TIMEOUT_SECONDS."""
     now = time.time() if now is None else now
-    return get_redis().zrangebyscore(redis_keys.WORKERS, now - HEARTBEAT_TIMEOUT_SECONDS, "+inf")
+    members = get_redis().zrangebyscore(redis_keys.WORKERS, now - HEARTBEAT_TIMEOUT_SECONDS, "+inf")
+    return cast("list[str]", members)  # the client decodes replies (redis_client)

@@ -173,19 +173,28 @@ class ApiKeyAdmin(ReadOnlyAdmin):
             return "revoked"
         return "active" if obj.is_active() else "expired"
 
-    def save_model(self, request, obj, form, change) -> None:
+    def save_form(self, request, form, change):
+        # Issued by the service, which saves the row: the admin then logs (who, when) and shows
+        # that row. Keys are never changed here (ReadOnly), so this is always an addition.
         issued = issue_api_key(
             workspace=form.cleaned_data["workspace"],
             scopes=form.cleaned_data["scopes"],
             name=form.cleaned_data["name"],
             expires_at=form.cleaned_data["expires_at"],
         )
-        # The admin logs the addition (who, when) against `obj`: make it the issued row.
-        for field in ApiKey._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(issued.api_key, field.attname))
-        obj._state.adding = False
-        request._issued_plaintext = issued.plaintext
-        logger.info("API key %s issued for %s by %s", obj.prefix, obj.workspace_id, request.user)
+        # For response_add on this same request only: never stored, never sent elsewhere.
+        request.issued_api_key = issued
+        api_key = issued.api_key
+        logger.info(
+            "API key %s issued for %s by %s", api_key.prefix, api_key.workspace_id, request.user
+        )
+        return api_key
+
+    def save_model(self, request, obj, form, change) -> None:
+        pass  # save_form's issue_api_key saved the row
+
+    def save_related(self, request, form, formsets, change) -> None:
+        pass  # a key has no many-to-many fields and no inlines: nothing more to save
 
     def response_add(self, request, obj, post_url_continue=None):
         # Rendered, not redirected: the plaintext goes into no message cookie or session.
@@ -196,7 +205,7 @@ class ApiKeyAdmin(ReadOnlyAdmin):
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
                 "api_key": obj,
-                "plaintext": request._issued_plaintext,
+                "plaintext": request.issued_api_key.plaintext,
                 "title": "API key created",
             },
         )

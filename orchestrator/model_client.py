@@ -12,6 +12,7 @@ from functools import cache
 import httpx2
 import openai
 from django.conf import settings
+from openai.types.chat import ChatCompletion
 
 from core import metrics
 from orchestrator.exceptions import ModelRequestFailed, ModelUnavailable
@@ -85,18 +86,20 @@ def complete_chat(
     *, model: str, messages: list[dict], tools: list[dict], max_tokens: int
 ) -> ModelReply:
     """Ask the model for its next message; raise ModelUnavailable when a retry may help."""
-    body: dict = {"model": model, "messages": messages, "max_tokens": max_tokens}
-    if tools:
-        body["tools"] = tools
     started = time.monotonic()
     outcome, reply = "error", None
     try:
-        # The SDK's generic request (authentication, base URL, timeout, error classes) without
-        # its typed layer, which transforms every parameter and builds pydantic models of the
-        # answer: 0.5 ms of CPU a call, more than the rest of a job's own work. The body is
-        # plain JSON we build ourselves, and _reply reads the few fields a job needs.
-        response = _client().post("/chat/completions", cast_to=httpx2.Response, body=body)
-        reply = _reply(response)
+        completion = _client().chat.completions.create(
+            model=model,
+            messages=messages,
+            max_tokens=max_tokens,
+            # No tools offered: the body carries no tools key (some servers refuse an empty list).
+            tools=tools or openai.omit,
+        )
+        reply = _reply(completion)
+    except json.JSONDecodeError as exc:
+        # A 200 declared JSON that is not (a proxy's error page, a cut body).
+        raise _not_a_completion(exc) from exc
     except openai.APITimeoutError as exc:
         outcome = "timeout"
         raise ModelUnavailable(f"model endpoint unreachable: {type(exc).__name__}") from exc
@@ -130,33 +133,42 @@ def complete_chat(
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
-def _reply(response: httpx2.Response) -> ModelReply:
+def _reply(completion: object) -> ModelReply:
     """The reply in a chat completion; ModelUnavailable when the answer is not one (a proxy's
     error page, a cut body): a later attempt may well get a proper answer."""
     try:
-        completion = response.json()
-        choice = completion["choices"][0]
-        message = choice["message"]
-        usage = completion.get("usage") or {}
+        # The SDK builds its models without validating them (a compatible server may leave out
+        # what OpenAI always sends), so a field may be missing or of another type: read each
+        # defensively, and anything unreadable means "not a chat completion".
+        if not isinstance(completion, ChatCompletion):
+            raise TypeError(f"a {type(completion).__name__}, not a chat completion")
+        choice = completion.choices[0]
+        message = choice.message
+        usage = getattr(completion, "usage", None)
         calls = [
             ProposedCall(
-                id=_storable(call["id"]),
-                tool_name=_storable(call["function"]["name"]),
-                arguments=_storable(_arguments(call["function"]["arguments"])),
+                id=_storable(call.id),
+                tool_name=_storable(call.function.name),
+                arguments=_storable(_arguments(call.function.arguments)),
             )
-            for call in message.get("tool_calls") or []
-            if call.get("type") == "function"
+            for call in message.tool_calls or []
+            if getattr(call, "type", None) == "function"
         ]
         return ModelReply(
-            text=_storable(message.get("content") or ""),
+            text=_storable(message.content or ""),
             tool_calls=calls,
-            finish_reason=choice.get("finish_reason") or "",
-            usage={name: int(usage.get(name) or 0) for name in USAGE_FIELDS},
+            finish_reason=getattr(choice, "finish_reason", None) or "",
+            usage={name: int(getattr(usage, name, None) or 0) for name in USAGE_FIELDS},
         )
-    except (ValueError, LookupError, TypeError, AttributeError) as exc:
-        raise ModelUnavailable(
-            f"the model endpoint's answer is not a chat completion ({type(exc).__name__})"
-        ) from exc
+    except (LookupError, TypeError, AttributeError) as exc:
+        raise _not_a_completion(exc) from exc
+
+
+def _not_a_completion(exc: Exception) -> ModelUnavailable:
+    # Retryable: a later attempt may well get a proper answer.
+    return ModelUnavailable(
+        f"the model endpoint's answer is not a chat completion ({type(exc).__name__})"
+    )
 
 
 # What PostgreSQL cannot store (text and jsonb refuse NUL; a lone surrogate is not UTF-8).
@@ -174,7 +186,7 @@ def _storable(text: object) -> str:
     return _UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
-def _arguments(value) -> str:
+def _arguments(value: object) -> str:
     # OpenAI sends a JSON string; some compatible servers send the object itself.
     return value if isinstance(value, str) else json.dumps(value)
 

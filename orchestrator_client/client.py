@@ -16,12 +16,14 @@ FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 class ApiError(Exception):
     """An error answer of the API, in its one format."""
 
-    def __init__(self, status: int, body: Mapping, retry_after: float | None = None) -> None:
+    def __init__(
+        self, status: int, body: Mapping[str, Any], retry_after: float | None = None
+    ) -> None:
         error = body.get("error", {}) if isinstance(body, Mapping) else {}
         self.status = status
         self.code: str = error.get("code", "unknown")
         self.message: str = error.get("message", "")
-        self.fields: dict = error.get("fields", {})
+        self.fields: dict[str, Any] = error.get("fields", {})
         self.retry_after = retry_after
         super().__init__(f"{status} {self.code}: {self.message}")
 
@@ -56,7 +58,7 @@ class OrchestratorClient:
     def __enter__(self) -> "OrchestratorClient":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # --- Operations ---------------------------------------------------------------------------
@@ -65,10 +67,10 @@ class OrchestratorClient:
         """POST /ai/jobs (prompt or messages, actions, model, max_output_tokens, metadata,
         webhook_url); a client_request_id is made up when not given."""
         body = {"client_request_id": client_request_id or f"req-{uuid.uuid4().hex}", **fields}
-        return self._request("POST", "/ai/jobs", json=body)
+        return _job(self._request("POST", "/ai/jobs", json=body))
 
     def get(self, job_id: str) -> Job:
-        return self._request("GET", f"/ai/jobs/{job_id}")
+        return _job(self._request("GET", f"/ai/jobs/{job_id}"))
 
     def list(self, **filters: Any) -> Page:
         """One page of GET /ai/jobs: limit, cursor, status (str or list), created_after,
@@ -88,7 +90,7 @@ class OrchestratorClient:
             cursor = page.next_cursor
 
     def cancel(self, job_id: str) -> Job:
-        return self._request("POST", f"/ai/jobs/{job_id}/cancel")
+        return _job(self._request("POST", f"/ai/jobs/{job_id}/cancel"))
 
     def wait(
         self,
@@ -124,10 +126,11 @@ class OrchestratorClient:
         raise AssertionError("unreachable")
 
 
-def verify_webhook(secret: str, body: bytes | str, headers: Mapping[str, str]) -> dict:
+def verify_webhook(secret: str, body: bytes | str, headers: Mapping[str, str]) -> dict[str, Any]:
     """The event of a webhook request after checking its signature and age (Standard Webhooks);
     raises standardwebhooks.WebhookVerificationError otherwise."""
-    return Webhook(secret).verify(body, dict(headers))
+    event: dict[str, Any] = Webhook(secret).verify(body, dict(headers))
+    return event
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -137,8 +140,16 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _json(response: httpx.Response) -> Mapping:
+def _json(response: httpx.Response) -> Mapping[str, Any]:
     try:
-        return response.json()
+        body = response.json()
     except ValueError:
         return {}
+    return body if isinstance(body, Mapping) else {}
+
+
+def _job(body: Any) -> Job:
+    # The API answers a job as a JSON object; anything else is not this API.
+    if not isinstance(body, dict):
+        raise TypeError(f"expected a job object, the API sent {type(body).__name__}")
+    return body

@@ -1,11 +1,12 @@
 """The base of every API view: bearer key, declared scopes, the workspace's rate limit."""
 
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orchestrator.api.authentication import ApiKeyAuthentication
-from orchestrator.api.throttling import remember_rate_limit
+from orchestrator.api.authentication import ApiClient, ApiKeyAuthentication
+from orchestrator.api.throttling import remember_rate_limit, remembered_rate_limit
 from orchestrator.api_keys import KEY_TAG, forget_cached_keys_here
 from orchestrator.exceptions import CredentialsInUrl, CredentialsUnconfirmed, RateLimited
 from orchestrator.rate_limits import hit_workspace_limit
@@ -24,13 +25,20 @@ class WorkspaceAPIView(APIView):
     # Methods whose service counts the request itself (the submit path folds the count into its
     # idempotency round trip); such a request still counts if it fails before that.
     counted_by_service: tuple[str, ...] = ()
+    # The caller once authentication has accepted its key (a view serves one request); None
+    # before authentication has run, or when it found no key.
+    client: ApiClient | None = None
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         _refuse_credentials_in_url(request)
         super().initial(request, *args, **kwargs)  # authentication, then scopes
         # Unauthenticated here means a method no view serves (the 405 follows): nothing to count.
-        if request.method not in self.counted_by_service and _authenticated(request):
+        if request.method not in self.counted_by_service and self.client is not None:
             self.count_request(request)
+
+    def perform_authentication(self, request: Request) -> None:
+        user = request.user  # runs the authenticators once; raises on a refused key
+        self.client = user if isinstance(user, ApiClient) else None
 
     def count_request(self, request: Request) -> None:
         """Count the request against the workspace's limit; 429 over it."""
@@ -48,7 +56,7 @@ class WorkspaceAPIView(APIView):
             return self._answer_from_the_key_row(request)
         if getattr(exc, "rate_limit", None) is not None:
             remember_rate_limit(request, exc.rate_limit)
-        elif getattr(request._request, "rate_limit", None) is None and _authenticated(request):
+        elif remembered_rate_limit(request) is None and self.client is not None:
             # An error before the count (a bad body, a missing scope) is still a request: a
             # flood of them is a flood. Over the limit, the 429 wins.
             try:
@@ -65,27 +73,31 @@ class WorkspaceAPIView(APIView):
         # needs no confirming, so this happens at most once.
         # The generation moved, or Redis cannot say: no copy this process holds can be trusted.
         forget_cached_keys_here()
-        request.authenticators = (ApiKeyAuthentication(use_cache=False),)
         try:
-            request._authenticate()
+            self._authenticate_from_the_key_row(request)
             self.initial(request, *self.args, **self.kwargs)
             handler = getattr(self, request.method.lower(), self.http_method_not_allowed)
             return handler(request, *self.args, **self.kwargs)
         except Exception as exc:
             return self.handle_exception(exc)
 
+    def _authenticate_from_the_key_row(self, request: Request) -> None:
+        # Drop the cached caller first: if the row refuses the key, nothing may act as it (and
+        # an unauthenticated failure is not counted against the workspace).
+        self.client = None
+        request.user, request.auth = None, None  # DRF's UNAUTHENTICATED_USER is None here
+        authenticated = ApiKeyAuthentication(use_cache=False).authenticate(request)
+        if authenticated is None:  # no Authorization header: cannot follow a cached key
+            raise NotAuthenticated()
+        request.user, request.auth = authenticated
+
     def finalize_response(self, request: Request, response: Response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
-        rate_limit = getattr(request._request, "rate_limit", None)
+        rate_limit = remembered_rate_limit(request)
         if rate_limit is not None:
             for name, value in rate_limit.headers().items():
                 response[name] = value
         return response
-
-
-def _authenticated(request: Request) -> bool:
-    # Read what authentication stored, without triggering it (it may not have run yet).
-    return getattr(request, "_auth", None) is not None
 
 
 CREDENTIAL_PARAMETERS = {"api_key", "apikey", "key", "token", "access_token", "authorization"}

@@ -9,9 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from audit.services import record_action
 from core import redis_keys
-from orchestrator.api.serializers import JobCreateSerializer
+from orchestrator.api.serializers import JobCreateSerializer, JobListQuerySerializer
 from orchestrator.models import Job
 from tests import factories
 from tests.helpers import queue_length, submit
@@ -231,7 +230,7 @@ def test_bad_submission_gets_the_error_format_and_changes_nothing(
 
 
 def test_bodies_validated_at_once_on_many_threads_each_get_their_own_outcome():
-    # The submit serializer's fields are shared by every instance in the process.
+    # Each request validates with its own serializer: no state leaks between concurrent bodies.
     bodies = [
         json.loads(json_bytes(**{"client_request_id": f"req-{n}", **changes}))
         for n, changes in enumerate(
@@ -252,6 +251,19 @@ def test_bodies_validated_at_once_on_many_threads_each_get_their_own_outcome():
     assert at_once == one_by_one
     assert [valid for valid, _ in one_by_one] == [True, False, False, False] * 100
     assert one_by_one[0][1]["client_request_id"] == "req-0"
+
+
+@pytest.mark.parametrize("serializer_class", [JobCreateSerializer, JobListQuerySerializer])
+def test_each_serializer_has_its_own_fields_bound_to_it(serializer_class):
+    # DRF's contract: a field reads the request and context through its own serializer.
+    first = serializer_class(data={}, context={"request": "first"})
+    second = serializer_class(data={}, context={"request": "second"})
+
+    for name in first.fields:
+        assert first.fields[name] is not second.fields[name]
+        assert first.fields[name].parent is first
+        assert first.fields[name].context == {"request": "first"}
+        assert second.fields[name].context == {"request": "second"}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -297,9 +309,8 @@ def test_own_job_is_shown_with_its_outcome_and_actions_in_plan_order(api_client,
         ("2.0", "outlook.send", "rejected", "invalid_arguments", {"errors": ["to: required"]}),
     ]
     for call_key, action, status, reason, result in plan:
-        record_action(
-            workspace_id=workspace.id,
-            job_id=job.id,
+        factories.make_audit(
+            job,
             call_key=call_key,
             action=action,
             arguments={},

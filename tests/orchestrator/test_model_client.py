@@ -83,12 +83,28 @@ def test_an_error_status_is_retryable_only_when_a_retry_may_help(
 
 
 @pytest.mark.parametrize(
-    "body",
-    [b"<html>Bad gateway</html>", b"{}", b'{"choices": []}', b'{"choices": [{"message": 7}]}'],
-    ids=["html", "empty-object", "no-choice", "message-not-an-object"],
+    ("body", "content_type"),
+    [
+        (b"<html>Bad gateway</html>", "application/json"),
+        (b"<html>Bad gateway</html>", "text/html"),
+        (b"{}", "application/json"),
+        (b'{"choices": []}', "application/json"),
+        (b'{"choices": [{"message": 7}]}', "application/json"),
+        (b'{"choices": [{"message": {"tool_calls": [{"type": "function"}]}}]}', "application/json"),
+    ],
+    ids=[
+        "html-said-json",
+        "html-page",
+        "empty-object",
+        "no-choice",
+        "message-not-an-object",
+        "tool-call-without-function",
+    ],
 )
-def test_an_ok_answer_that_is_not_a_chat_completion_may_be_retried(scripted_model, body):
-    scripted_model.answer(200, body, {"Content-Type": "application/json"})
+def test_an_ok_answer_that_is_not_a_chat_completion_may_be_retried(
+    scripted_model, body, content_type
+):
+    scripted_model.answer(200, body, {"Content-Type": content_type})
 
     with pytest.raises(ModelUnavailable, match="not a chat completion"):
         ask("Hello")
