@@ -3,8 +3,10 @@
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from audit import lifecycle
 from audit.models import ActionAudit
 from core import metrics
 from core.action_names import ACTION_NAMES
@@ -39,7 +41,7 @@ def record_action(
     now = timezone.now()
     try:
         with transaction.atomic():
-            row = ActionAudit.objects.create(
+            row = lifecycle.create(
                 workspace_id=workspace_id,
                 job_id=job_id,
                 call_key=call_key,
@@ -74,21 +76,26 @@ def finish_action(
     """
     now = timezone.now()
     changes = {
-        "status": status,
         "reason": reason,
         "result": result,
         "updated_at": now,
-        "finished_at": now,
+        # A row the re-checked policy holds for a human is open still.
+        "finished_at": None if status in ActionAudit.OPEN_STATUSES else now,
     }
-    rows = ActionAudit.objects.filter(pk=row.pk, status=Status.EXECUTING)
-    if before_start:
-        rows = rows.filter(started_at__isnull=True)
-    updated = rows.update(**changes)
-    if updated:
+    moved = lifecycle.move(
+        row.pk,
+        source=Status.EXECUTING,
+        target=status,
+        when=Q(started_at__isnull=True) if before_start else None,
+        **changes,
+    )
+    if moved:
+        row.status = status
         for name, value in changes.items():
             setattr(row, name, value)
-        _count_outcome(row.action, status)
-    return bool(updated)
+        if status not in ActionAudit.OPEN_STATUSES:
+            _count_outcome(row.action, status)
+    return moved
 
 
 def _count_outcome(action: str, status: str) -> None:
@@ -99,12 +106,17 @@ def _count_outcome(action: str, status: str) -> None:
 def start_action(*, row: ActionAudit) -> bool:
     """Claim the connector call of an `executing` row; False if another process claimed it."""
     now = timezone.now()
-    claimed = ActionAudit.objects.filter(
-        pk=row.pk, status=Status.EXECUTING, started_at__isnull=True
-    ).update(started_at=now, updated_at=now)
+    claimed = lifecycle.move(
+        row.pk,
+        source=Status.EXECUTING,
+        target=Status.EXECUTING,
+        when=Q(started_at__isnull=True),
+        started_at=now,
+        updated_at=now,
+    )
     if claimed:
         row.started_at = row.updated_at = now
-    return bool(claimed)
+    return claimed
 
 
 def decide_pending(
@@ -116,23 +128,30 @@ def decide_pending(
     False when the row was no longer pending (or did not match): someone else decided first.
     """
     now = timezone.now()
-    pending = ActionAudit.objects.filter(pk=row_id, status=Status.PENDING_APPROVAL)
-    changes = {"status": status, "decided_by": decided_by, "decided_at": now, "updated_at": now}
+    changes: dict = {"decided_by": decided_by, "decided_at": now, "updated_at": now}
+    when = None
     if status == Status.EXECUTING:
-        pending = pending.filter(expires_at__gt=now, arguments_hash=arguments_hash)
+        when = Q(expires_at__gt=now, arguments_hash=arguments_hash)
     else:
         changes.update(reason=reason, finished_at=now)
-    return bool(pending.update(**changes))
+    return lifecycle.move(
+        row_id, source=Status.PENDING_APPROVAL, target=status, when=when, **changes
+    )
 
 
 def expire_pending(*, now=None, row_id: int | None = None) -> int:
     """Move pending rows past their expiry to `expired`; returns how many."""
     now = now or timezone.now()
-    rows = ActionAudit.objects.filter(status=Status.PENDING_APPROVAL, expires_at__lte=now)
+    rows = ActionAudit.objects.filter(expires_at__lte=now)
     if row_id is not None:
         rows = rows.filter(pk=row_id)
-    return rows.update(
-        status=Status.EXPIRED, reason="approval_expired", updated_at=now, finished_at=now
+    return lifecycle.move_all(
+        rows,
+        source=Status.PENDING_APPROVAL,
+        target=Status.EXPIRED,
+        reason="approval_expired",
+        updated_at=now,
+        finished_at=now,
     )
 
 

@@ -185,13 +185,18 @@ if DB_POOL_MAX_SIZE:
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": 10,
     }
-# The hottest statements are prepared (orchestrator/prepared_statements.py); off behind a pooler
-# that cannot keep prepared statements (PgBouncer before 1.21).
-DB_PREPARED_STATEMENTS = _bool("DB_PREPARED_STATEMENTS", True)
+# https://docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
+# true: parameters are bound on the server and psycopg prepares each statement at its fifth use
+# (prepare_threshold, psycopg's connect parameter, which Django passes through OPTIONS). Off by
+# default: it changes how every query is bound; and PgBouncer before 1.21 cannot keep prepared
+# statements in transaction mode.
+DB_PREPARED_STATEMENTS = _bool("DB_PREPARED_STATEMENTS", False)
+if DB_PREPARED_STATEMENTS:
+    _database.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 DATABASES = {"default": _database}
 
 # --- Redis ------------------------------------------------------------------------------------
-# One Redis serves the broker, idempotency keys and (later) rate limits. The runbook tunes
+# One Redis serves the broker, idempotency keys and rate limits. The runbook tunes
 # clients to a 5 s command timeout and 10 pooled connections per process.
 
 REDIS_URL = _url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss"))
@@ -374,8 +379,6 @@ if BROKER_VISIBILITY_TIMEOUT_SECONDS <= JOB_LEASE_SECONDS:
     )
 
 CELERY_BROKER_URL = REDIS_URL
-# kombu's Redis transport, reusing one client per channel (see the module's docstring).
-CELERY_BROKER_TRANSPORT = "orchestrator.broker_transport:Transport"
 CELERY_BROKER_POOL_LIMIT = REDIS_MAX_CONNECTIONS
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_SOCKET_TIMEOUT_SECONDS

@@ -3,6 +3,7 @@
 from django.utils import timezone
 
 from core.exceptions import OrchestratorError
+from orchestrator import lifecycle
 from orchestrator.models import Job
 from orchestrator.webhooks import record_job_event
 
@@ -22,8 +23,10 @@ def cancel_job(*, job: Job) -> Job:
     action (execution.py).
     """
     now = timezone.now()
-    updated = Job.objects.filter(pk=job.pk, status__in=[Status.QUEUED, Status.RUNNING]).update(
-        status=Status.CANCELLED,
+    cancelled = lifecycle.move(
+        job.pk,
+        source=(Status.QUEUED, Status.RUNNING),
+        target=Status.CANCELLED,
         cancel_requested_at=now,
         finished_at=now,
         lease_expires_at=None,
@@ -31,7 +34,7 @@ def cancel_job(*, job: Job) -> Job:
         error_message="cancelled at the client's request",
     )
     job.refresh_from_db()
-    if updated:
+    if cancelled:
         record_job_event(job_id=job.pk)
     elif job.status != Status.CANCELLED:
         raise JobAlreadyFinished(f"The job already {job.status}; it cannot be cancelled.")

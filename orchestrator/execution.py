@@ -7,20 +7,19 @@ its stored plan instead of asking the model again.
 import logging
 import uuid
 from datetime import timedelta
-from functools import cache
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, connections
+from django.db import InterfaceError, OperationalError, connections
+from django.db.models import F
 from django.utils import timezone
 
 from actions.policy import WorkspacePolicy
 from actions.registry import tools_for
 from actions.services import Proposal, refuse_proposed_action, run_proposed_action
 from core import log_context, metrics
-from orchestrator import model_client
+from orchestrator import lifecycle, model_client
 from orchestrator.exceptions import ModelRequestFailed, ModelUnavailable
 from orchestrator.models import Job, Workspace
-from orchestrator.prepared_statements import prepared_cursor
 from orchestrator.webhooks import record_action_event, record_job_event
 
 logger = logging.getLogger(__name__)
@@ -70,37 +69,20 @@ def _claim(job_id: str) -> Job | None:
         pk = uuid.UUID(job_id)
     except ValueError:
         return None
-    # The conditional UPDATE is the lock: of two deliveries of one message, one claims. One
-    # round trip: RETURNING gives the claimed row (Django's update() cannot), with the
-    # workspace's default webhook URL, so finishing needs no further query.
+    # The conditional UPDATE is the lock: of two deliveries of one message, one claims.
     now = timezone.now()
-    lease = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
-    with prepared_cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [Status.RUNNING, now, lease, pk, Status.QUEUED])
-        row = cursor.fetchone()
-    if row is None:
+    claimed = lifecycle.move(
+        pk,
+        source=Status.QUEUED,
+        target=Status.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+    )
+    if not claimed:
         return None
-    # Built as the ORM builds rows (Model.from_db, each field's from_db_value), without a
-    # RawQuerySet's per-query mapping of columns to fields (0.15 ms a job).
-    values = [
-        value if convert is None else convert(value, None, connection)
-        for convert, value in zip(_CLAIM_CONVERTERS, row, strict=False)
-    ]
-    job = Job.from_db(connection.alias, _CLAIM_FIELDS, values)
-    job.workspace_webhook_url = row[-1]
-    return job
-
-
-_CLAIM_FIELDS = [field.attname for field in Job._meta.concrete_fields]
-_CLAIM_CONVERTERS = [getattr(field, "from_db_value", None) for field in Job._meta.concrete_fields]
-_CLAIM_SQL = (
-    f"UPDATE {Job._meta.db_table} AS job SET status = %s, "  # noqa: S608
-    "attempts = job.attempts + 1, started_at = %s, lease_expires_at = %s "
-    "WHERE job.id = %s AND job.status = %s "
-    f"RETURNING {', '.join(f'job.{field.column}' for field in Job._meta.concrete_fields)}, "
-    # A subquery rather than a join: half the planning, every job.
-    f"(SELECT webhook_url FROM {Workspace._meta.db_table} WHERE id = job.workspace_id)"
-)
+    # Read with the workspace's default webhook URL, so finishing needs no further query.
+    return Job.objects.annotate(workspace_webhook_url=F("workspace__webhook_url")).get(pk=pk)
 
 
 def _converse(job: Job) -> None:
@@ -238,15 +220,20 @@ def _refuse_calls(job: Job, calls: list[tuple[str, dict]], *, reason: str) -> No
 
 def _renew_lease(job: Job) -> bool:
     """Extend the job's lease; False if it is no longer running (cancelled or handed back)."""
-    return _update_if_running(
-        job, lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    return lifecycle.move(
+        job.pk,
+        source=Status.RUNNING,
+        target=Status.RUNNING,
+        lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
     )
 
 
 def _save_progress(job: Job) -> bool:
     """Persist the conversation and renew the lease; False if the job is no longer ours."""
-    saved = _update_if_running(
-        job,
+    saved = lifecycle.move(
+        job.pk,
+        source=Status.RUNNING,
+        target=Status.RUNNING,
         transcript=job.transcript,
         tool_calls=job.tool_calls,
         usage=job.usage,
@@ -254,7 +241,7 @@ def _save_progress(job: Job) -> bool:
     )
     if not saved:
         logger.info("job %s is no longer running (cancelled or handed back); stopping", job.pk)
-    return bool(saved)
+    return saved
 
 
 def _finish(job: Job, status: str, *, progress: bool = True, **fields) -> None:
@@ -262,8 +249,13 @@ def _finish(job: Job, status: str, *, progress: bool = True, **fields) -> None:
     now = timezone.now()
     if progress:
         fields.update(transcript=job.transcript, tool_calls=job.tool_calls, usage=job.usage)
-    finished = _update_if_running(
-        job, status=status, finished_at=now, lease_expires_at=None, **fields
+    finished = lifecycle.move(
+        job.pk,
+        source=Status.RUNNING,
+        target=status,
+        finished_at=now,
+        lease_expires_at=None,
+        **fields,
     )
     if finished:  # not when the job was cancelled meanwhile: cancel_job sent that event
         record_job_event(job_id=job.pk, webhook_url=job.webhook_url or job.workspace_webhook_url)
@@ -283,9 +275,10 @@ def _finish(job: Job, status: str, *, progress: bool = True, **fields) -> None:
 
 def _hand_back(job: Job) -> None:
     # Conditional, like the claim: only the worker that holds the job may give it back.
-    _update_if_running(
-        job,
-        status=Status.QUEUED,
+    lifecycle.move(
+        job.pk,
+        source=Status.RUNNING,
+        target=Status.QUEUED,
         transcript=job.transcript,
         tool_calls=job.tool_calls,
         usage=job.usage,
@@ -293,36 +286,6 @@ def _hand_back(job: Job) -> None:
         lease_expires_at=None,
     )
     metrics.record(_queue_wait(job))
-
-
-def _update_if_running(job: Job, **values) -> bool:
-    """UPDATE the job's row while it is still running (ours); False when it no longer is.
-
-    Every write of a running job goes through here, the hottest statement of the worker: SQL
-    with values prepared by their fields exactly as the ORM's update() would, without its
-    per-call query building (a quarter of a millisecond a call).
-    """
-    fields = [_JOB_FIELDS[name] for name in values]
-    params = [
-        field.get_db_prep_save(value, connection)
-        for field, value in zip(fields, values.values(), strict=True)
-    ]
-    sql = _update_sql(tuple(field.column for field in fields))
-    with prepared_cursor() as cursor:
-        cursor.execute(sql, [*params, job.pk])
-        return cursor.rowcount == 1
-
-
-_JOB_FIELDS = {field.name: field for field in Job._meta.concrete_fields}
-
-
-@cache
-def _update_sql(columns: tuple[str, ...]) -> str:
-    assignments = ", ".join(f"{column} = %s" for column in columns)
-    return (
-        f"UPDATE {Job._meta.db_table} SET {assignments} "  # noqa: S608 - our own column names
-        f"WHERE id = %s AND status = '{Status.RUNNING}'"
-    )
 
 
 def _queue_wait(job: Job) -> list:

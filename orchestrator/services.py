@@ -1,4 +1,4 @@
-"""The job lifecycle: submit and publish jobs, sweep the stale ones (running them: execution.py)."""
+"""Submitting jobs and sweeping stale ones (status moves: lifecycle.py; running: execution.py)."""
 
 import contextlib
 import hashlib
@@ -10,19 +10,18 @@ from datetime import timedelta
 
 import redis
 from django.conf import settings
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from core import metrics, redis_keys
 from core.redis_client import get_redis
-from orchestrator import job_queue
+from orchestrator import job_queue, lifecycle
 from orchestrator.exceptions import (
     IdempotencyKeyReused,
     OrchestratorError,
     RateLimited,
 )
 from orchestrator.models import ApiKey, Job, Workspace
-from orchestrator.prepared_statements import prepared_cursor
 from orchestrator.rate_limits import RateLimit, hit_workspace_limit, release_reservation
 from orchestrator.webhooks import WebhookUrlRefused, check_webhook_url, record_job_event
 
@@ -108,7 +107,7 @@ def submit_job(
 
     try:
         with _own_statement():
-            job = _insert(
+            job = lifecycle.create(
                 id=job_id,
                 workspace=workspace,
                 api_key=api_key,
@@ -142,7 +141,7 @@ def submit_job(
         raise
     # Committed already in autocommit (so this publishes now); after the caller's commit when
     # submit_job runs inside a transaction.
-    _publish_on_commit([job.id])
+    job_queue.publish_jobs_on_commit([job.id])
     return Submission(job=job, replayed=False, rate_limit=rate_limit)
 
 
@@ -169,29 +168,6 @@ def _check_job_webhook(workspace: Workspace, webhook_url: str) -> None:
     except WebhookUrlRefused as exc:
         exc.fields = {"webhook_url": [exc.message]}
         raise
-
-
-def _insert(**values) -> Job:
-    # What Job.objects.create does, as one prepared statement: each value prepared by its field
-    # as save() prepares it, without building the query again (the ORM's query building and
-    # PostgreSQL's parse and plan were a tenth of a millisecond each). Every field needs a value:
-    # a database default left unset would be an expression, which only the ORM can render.
-    job = Job(**values)
-    params = [
-        field.get_db_prep_save(field.pre_save(job, True), connection) for field in _INSERT_FIELDS
-    ]
-    with prepared_cursor() as cursor:
-        cursor.execute(_INSERT_SQL, params)
-    job._state.adding, job._state.db = False, connection.alias
-    return job
-
-
-_INSERT_FIELDS = Job._meta.concrete_fields
-_INSERT_SQL = (
-    f"INSERT INTO {Job._meta.db_table} "  # noqa: S608
-    f"({', '.join(field.column for field in _INSERT_FIELDS)}) "
-    f"VALUES ({', '.join(['%s'] * len(_INSERT_FIELDS))})"
-)
 
 
 def _own_statement() -> contextlib.AbstractContextManager:
@@ -230,17 +206,6 @@ def _replay(job: Job, fingerprint: str, rate_limit: RateLimit) -> Submission:
     return Submission(job=job, replayed=True, rate_limit=rate_limit)
 
 
-def _publish_on_commit(job_ids: list) -> None:
-    # robust: a dead broker is logged, not raised (the job is stored; the sweeper republishes
-    # it). A closure, not functools.partial: Django 5.2 names the callback by __qualname__ when
-    # a robust callback fails, and a partial has none (Django ticket #36487), so the failure of
-    # a dead broker would become a 500 for a job already stored.
-    def publish() -> None:
-        job_queue.publish_jobs(job_ids)
-
-    transaction.on_commit(publish, robust=True)
-
-
 # --- Sweeping ---------------------------------------------------------------------------------
 
 
@@ -263,8 +228,10 @@ def requeue_stale_jobs() -> int:
         exhausted = [
             job_id for job_id, attempts in expired if attempts >= settings.JOB_MAX_ATTEMPTS
         ]
-        Job.objects.filter(id__in=exhausted).update(
-            status=Status.FAILED,
+        lifecycle.move_all(
+            exhausted,
+            source=Status.RUNNING,
+            target=Status.FAILED,
             error_code="attempts_exhausted",
             error_message="the job's worker stopped before finishing, too many times",
             finished_at=now,
@@ -278,10 +245,15 @@ def requeue_stale_jobs() -> int:
             .values_list("id", flat=True)[:SWEEP_BATCH]
         )
         to_publish = [job_id for job_id, _ in expired if job_id not in exhausted] + stale
-        Job.objects.filter(id__in=to_publish).update(
-            status=Status.QUEUED, enqueued_at=now, lease_expires_at=None
+        # Expired leases and stale queued jobs alike: queued again, with a fresh enqueued_at.
+        lifecycle.move_all(
+            to_publish,
+            source=(Status.RUNNING, Status.QUEUED),
+            target=Status.QUEUED,
+            enqueued_at=now,
+            lease_expires_at=None,
         )
-        _publish_on_commit(to_publish)
+        job_queue.publish_jobs_on_commit(to_publish)
     if to_publish or exhausted:
         metrics.record(
             metrics.counted("ai_sweeper_republished", len(to_publish)),

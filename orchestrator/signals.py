@@ -21,18 +21,10 @@ logger = logging.getLogger(__name__)
 _task_tokens: dict[str, list[Token]] = {}
 
 
-@signals.before_task_publish.connect
-def _propagate_request_id(sender=None, headers=None, **kwargs) -> None:
-    # The worker's log lines for a job carry the id of the request that submitted it.
-    request_id = log_context.get("request_id")
-    if headers is not None and request_id:
-        headers.setdefault("request_id", request_id)
-
-
 @signals.after_task_publish.connect
 def _count_enqueue(sender=None, **kwargs) -> None:
-    # Celery's retries of a job publish through apply_async; first publications go through
-    # job_queue, which counts its own. Every message counts, so enqueue and dequeue match.
+    # Sent once the broker took the message: first publications, the sweeper's and Celery's
+    # retries alike, so enqueue and dequeue match.
     if sender == RUN_JOB:
         metrics.count("ai_queue_enqueue")
 
@@ -43,6 +35,7 @@ def _task_started(task_id=None, task=None, args=None, **kwargs) -> None:
     _task_tokens[task_id] = log_context.bind(
         task_id=task_id,
         job_id=job_id,
+        # A custom header of the message (core.publish), kept by Celery's retries.
         request_id=getattr(task.request, "request_id", None),
         workspace=None,  # execution binds it once the job is loaded
     )

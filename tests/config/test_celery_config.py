@@ -7,13 +7,14 @@ import json
 
 import pytest
 from django.conf import settings
+from kombu.transport import redis as kombu_redis
 from redis import BlockingConnectionPool
 
 from actions.services import RUN_APPROVED_ACTION
 from config.celery import app
 from core import redis_keys
+from core.publish import publish_on_commit
 from core.redis_client import get_redis
-from orchestrator import broker_transport
 from orchestrator.exceptions import ModelUnavailable
 from orchestrator.job_queue import RUN_JOB as RUN_JOB_PUBLISHED
 from orchestrator.webhooks import DELIVER_WEBHOOK
@@ -66,6 +67,14 @@ def test_webhook_deliveries_have_their_own_queue_which_workers_consume_too():
     }
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_delivery_published_by_name_lands_on_the_webhook_queue(redis_db):
+    publish_on_commit(DELIVER_WEBHOOK, "delivery-1")
+
+    assert queue_length(redis_keys.WEBHOOK_QUEUE) == 1
+    assert queue_length(redis_keys.JOB_QUEUE) == 0
+
+
 def test_broker_visibility_timeout_outlasts_the_longest_job_and_its_lease():
     options = app.conf.broker_transport_options
     assert options["visibility_timeout"] > settings.LONGEST_JOB_SECONDS
@@ -76,16 +85,11 @@ def test_broker_uses_the_runbook_redis_timeout():
     assert app.conf.broker_transport_options["socket_timeout"] == 5
 
 
-def test_the_broker_channel_sends_every_command_through_one_redis_client(redis_db):
-    # The worker path creates no Redis client per publish or ack (orchestrator/broker_transport).
+def test_the_broker_is_kombus_own_redis_transport():
+    # No subclass of it: tools that read the broker by its URL scheme (Flower) must see Redis.
     with app.connection_for_write() as connection:
-        assert isinstance(connection.transport, broker_transport.Transport)
-        channel = connection.default_channel
-        with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
-            assert first is second
-        # Still a working channel: a message put through it is in Redis, where workers read.
-        channel._put(redis_keys.JOB_QUEUE, {"body": "probe", "properties": {}})
-        assert queue_length() == 1
+        assert type(connection.transport) is kombu_redis.Transport
+        assert connection.as_uri().startswith("redis://")
 
 
 def test_beat_schedule_runs_the_stale_job_sweeper(tasks):

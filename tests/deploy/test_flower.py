@@ -2,11 +2,15 @@
 from and however, refuses anonymous visitors, and listens on 127.0.0.1 unless told otherwise."""
 
 import base64
+import json
 import shlex
 import subprocess
+import uuid
 
 import pytest
 
+from core import redis_keys
+from orchestrator.job_queue import publish_jobs
 from scripts.run_stack import flower_command
 from tests.helpers import http
 from tests.processes import BIN, ROOT, Process, free_port, http_ok, process_env, wait_until
@@ -132,6 +136,20 @@ def test_flower_requires_basic_auth(flower):
     assert "Flower" in page
     # Flower's own /metrics has no authentication (why :5555 stays private, docs/runbook.md).
     assert http(f"{base}/metrics")[0] == 200
+
+
+def test_flower_reads_the_broker_and_the_real_depth_of_the_job_queue(flower, redis_db):
+    publish_jobs([uuid.uuid4() for _ in range(3)])
+    base = f"http://127.0.0.1:{flower}"
+
+    status, _, text = http(f"{base}/api/queues/length", headers=basic(GOOD))
+
+    assert status == 200, text
+    depths = {queue["name"]: queue["messages"] for queue in json.loads(text)["active_queues"]}
+    assert depths[redis_keys.JOB_QUEUE] == 3
+    status, _, page = http(f"{base}/broker", headers=basic(GOOD))
+    assert status == 200
+    assert redis_keys.JOB_QUEUE in page
 
 
 def test_make_runs_flower_listens_on_localhost_only(flower):

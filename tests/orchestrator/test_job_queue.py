@@ -1,20 +1,18 @@
-"""Job messages pushed by job_queue are the messages Celery itself would send, and run."""
+"""Job messages go out through Celery's send_task: one JSON message per job naming only its id,
+after the commit, with the submitting request's id, counted once each, and run by a worker."""
 
 import base64
 import json
 import uuid
 
 import pytest
+from django.db import transaction
 
 from core import log_context, redis_keys
-from orchestrator.job_queue import publish_jobs
+from orchestrator.job_queue import RUN_JOB, publish_jobs, publish_jobs_on_commit
 from orchestrator.models import Job
-from orchestrator.tasks import run_job
 from tests.factories import make_job
-from tests.helpers import metric, scrape, wait_for_job
-
-# Fresh for every message, so they differ between any two messages whoever sends them.
-PER_MESSAGE = {"id", "root_id", "correlation_id", "delivery_tag", "reply_to"}
+from tests.helpers import metric, queue_length, scrape, submit, wait_for_job
 
 
 def queued_messages(redis_db) -> list[dict]:
@@ -22,32 +20,32 @@ def queued_messages(redis_db) -> list[dict]:
     return [json.loads(raw) for raw in reversed(redis_db.lrange(redis_keys.JOB_QUEUE, 0, -1))]
 
 
-def comparable(message: dict) -> dict:
-    """A message without its per-message ids, with its body decoded."""
-    return {
-        **{k: v for k, v in message.items() if k not in {"headers", "properties", "body"}},
-        "headers": {k: v for k, v in message["headers"].items() if k not in PER_MESSAGE},
-        "properties": {k: v for k, v in message["properties"].items() if k not in PER_MESSAGE},
-        "body": json.loads(base64.b64decode(message["body"])),
-    }
+def body_of(message: dict) -> list:
+    """(args, kwargs, embed) of a Celery protocol 2 message."""
+    return json.loads(base64.b64decode(message["body"]))
 
 
-def test_a_job_message_is_the_one_celery_sends_for_run_job(redis_db):
+def test_a_job_message_is_json_naming_run_job_and_only_the_job_id(redis_db):
     job_id = str(uuid.uuid4())
+
+    publish_jobs([job_id])
+
+    (message,) = queued_messages(redis_db)
+    assert message["content-type"] == "application/json"
+    assert message["headers"]["task"] == RUN_JOB
+    args, kwargs, _embed = body_of(message)
+    assert (args, kwargs) == ([job_id], {})
+
+
+def test_a_job_message_carries_the_request_id_of_its_publisher(redis_db):
     tokens = log_context.bind(request_id="req-42")
     try:
-        run_job.apply_async(args=[job_id])  # through kombu's own producer
-        publish_jobs([job_id])
+        publish_jobs([str(uuid.uuid4())])
     finally:
         log_context.unbind(tokens)
 
-    by_celery, ours = queued_messages(redis_db)
-
-    assert comparable(ours) == comparable(by_celery)
-    assert ours["headers"]["request_id"] == "req-42"
-    task_id = ours["headers"]["id"]
-    assert ours["headers"]["root_id"] == ours["properties"]["correlation_id"] == task_id
-    assert ours["properties"]["delivery_tag"] != by_celery["properties"]["delivery_tag"]
+    (message,) = queued_messages(redis_db)
+    assert message["headers"]["request_id"] == "req-42"
 
 
 def test_a_batch_is_taken_in_the_order_given_and_counted_once_per_message(redis_db):
@@ -55,8 +53,9 @@ def test_a_batch_is_taken_in_the_order_given_and_counted_once_per_message(redis_
 
     publish_jobs(job_ids)
 
-    taken = [comparable(message)["body"][0] for message in queued_messages(redis_db)]
-    assert taken == [[job_id] for job_id in job_ids]
+    assert [body_of(message)[0] for message in queued_messages(redis_db)] == [
+        [job_id] for job_id in job_ids
+    ]
     assert metric(scrape(), "ai_queue_enqueue_total") == 3
 
 
@@ -68,6 +67,26 @@ def test_nothing_to_publish_sends_nothing(redis_db):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_jobs_are_published_only_once_their_transaction_commits(redis_db):
+    with transaction.atomic():
+        publish_jobs_on_commit([uuid.uuid4()])
+        assert queue_length() == 0
+
+    assert queue_length() == 1
+    assert metric(scrape(), "ai_queue_enqueue_total") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_of_a_rolled_back_transaction_are_never_published(redis_db):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish_jobs_on_commit([uuid.uuid4()])
+        raise RuntimeError("rolled back")
+
+    assert queue_length() == 0
+    assert metric(scrape(), "ai_queue_enqueue_total") == 0
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_worker_runs_what_job_queue_publishes(workspace, worker, simulator):
     jobs = [make_job(workspace) for _ in range(3)]
 
@@ -75,3 +94,17 @@ def test_a_worker_runs_what_job_queue_publishes(workspace, worker, simulator):
 
     for job in jobs:
         assert wait_for_job(job.id).status == Job.Status.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_submitted_job_is_published_once_counted_once_and_run_by_a_worker(
+    api_client, worker, simulator
+):
+    response = submit(api_client, client_request_id="publish-once-1", prompt="Hello")
+
+    assert response.status_code == 202, response.content
+    assert metric(scrape(), "ai_queue_enqueue_total") == 1
+    assert wait_for_job(response.json()["id"]).status == Job.Status.SUCCEEDED
+    assert queue_length() == 0
+    assert metric(scrape(), "ai_queue_enqueue_total") == 1
+    assert simulator.requests() == 1

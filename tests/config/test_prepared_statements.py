@@ -1,0 +1,55 @@
+"""Specification of DB_PREPARED_STATEMENTS: off, PostgreSQL prepares nothing (Django's default);
+on, psycopg prepares a statement the ORM repeats, through Django's documented OPTIONS.
+
+Each case runs a fresh interpreter, as settings are read once at start-up.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.db import connection
+
+from tests.config.test_settings import ROOT, child_env
+
+_PROBE = """
+import django
+django.setup()
+from django.db import connection
+from orchestrator.models import Workspace
+for _ in range(6):
+    list(Workspace.objects.filter(pk="nobody"))
+with connection.cursor() as cursor:
+    cursor.execute(
+        "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+        ["%orchestrator_workspace%"],
+    )
+    print(cursor.fetchone()[0])
+"""
+
+
+def prepared_in_a_process(**variables: str) -> int:
+    """How many statements on the workspace table a fresh process's connection has prepared."""
+    database = connection.settings_dict["NAME"]  # the test database: its tables exist
+    base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        cwd=ROOT,
+        env=child_env(DEBUG="true", DATABASE_URL=f"{base}/{database}", **variables),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.django_db
+def test_by_default_postgresql_prepares_nothing():
+    assert prepared_in_a_process() == 0
+
+
+@pytest.mark.django_db
+def test_turned_on_a_repeated_query_is_prepared_once():
+    assert prepared_in_a_process(DB_PREPARED_STATEMENTS="true") == 1

@@ -1,0 +1,99 @@
+"""Specification of a job's statuses: only the listed moves happen, each once, by one UPDATE."""
+
+import pytest
+
+from core.transitions import TransitionRefused
+from orchestrator import lifecycle
+from orchestrator.models import Job
+from tests.factories import make_job
+
+Status = Job.Status
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    Status.QUEUED,
+    Status.RUNNING,
+    Status.SUCCEEDED,
+    Status.FAILED,
+    Status.CANCELLED,
+)
+
+# submit -> queued; claim; progress and lease renewal; finish; hand-back; cancel; the sweeper's
+# republish (queued -> queued) and its reclaim of an expired lease (running -> queued | failed).
+EXPECTED = {
+    QUEUED: {RUNNING, CANCELLED, QUEUED},
+    RUNNING: {RUNNING, SUCCEEDED, FAILED, CANCELLED, QUEUED},
+    SUCCEEDED: set(),
+    FAILED: set(),
+    CANCELLED: set(),
+}
+PAIRS = [(source, target) for source in Status for target in Status]
+ALLOWED_MOVES = [(s, t) for s, t in PAIRS if t in EXPECTED[s]]
+FORBIDDEN_MOVES = [(s, t) for s, t in PAIRS if t not in EXPECTED[s]]
+
+
+def test_the_table_holds_exactly_the_moves_the_job_paths_make():
+    assert {source: set(targets) for source, targets in lifecycle.ALLOWED.items()} == EXPECTED
+
+
+@pytest.mark.parametrize(("source", "target"), ALLOWED_MOVES)
+def test_an_allowed_move_happens_once(workspace, source, target):
+    job = make_job(workspace, status=source)
+
+    assert lifecycle.move(job.pk, source=source, target=target, error_code="moved") is True
+
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.error_code) == (target, "moved")
+    if source != target:
+        # The same move again finds the job no longer in `source`: a second delivery, a
+        # second sweeper or a second cancel moves nothing.
+        assert lifecycle.move(job.pk, source=source, target=target, error_code="again") is False
+        assert Job.objects.get(pk=job.pk).error_code == "moved"
+
+
+@pytest.mark.parametrize(("source", "target"), FORBIDDEN_MOVES)
+def test_a_forbidden_move_is_refused_and_changes_nothing(workspace, source, target):
+    job = make_job(workspace, status=source)
+
+    with pytest.raises(TransitionRefused):
+        lifecycle.move(job.pk, source=source, target=target, error_code="moved")
+
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.error_code) == (source, "")
+
+
+def test_a_move_with_one_forbidden_source_is_refused_whole(workspace):
+    job = make_job(workspace, status=QUEUED)
+
+    with pytest.raises(TransitionRefused):
+        lifecycle.move(job.pk, source=(QUEUED, SUCCEEDED), target=CANCELLED)
+
+    assert Job.objects.get(pk=job.pk).status == QUEUED
+
+
+def test_a_bulk_move_moves_only_the_jobs_still_in_the_source_status(workspace):
+    running, queued, done = (make_job(workspace, status=s) for s in (RUNNING, QUEUED, SUCCEEDED))
+
+    moved = lifecycle.move_all(
+        [running.pk, queued.pk, done.pk], source=RUNNING, target=FAILED, error_code="swept"
+    )
+
+    assert moved == 1
+    statuses = dict(Job.objects.values_list("pk", "status"))
+    assert statuses == {running.pk: FAILED, queued.pk: QUEUED, done.pk: SUCCEEDED}
+
+
+def test_a_new_job_starts_queued_and_no_other_way(workspace):
+    job = make_job(workspace)  # a factory, to borrow valid field values
+    values = {
+        "workspace": workspace,
+        "client_request_id": "lifecycle-new",
+        "request_fingerprint": job.request_fingerprint,
+        "messages": job.messages,
+        "model": job.model,
+        "max_output_tokens": job.max_output_tokens,
+    }
+
+    created = lifecycle.create(**values)
+    assert Job.objects.get(pk=created.pk).status == QUEUED
+    with pytest.raises(TransitionRefused):
+        lifecycle.JOBS.create(**{**values, "client_request_id": "x", "status": RUNNING})
+    assert not Job.objects.filter(client_request_id="x").exists()
