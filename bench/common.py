@@ -1,7 +1,7 @@
 """What the benchmarks share: their own database and Redis, process accounting, PG sampling.
 
 Importing this module configures Django for the bench (database orchestrator_bench, Redis db 8,
-settings bench.settings) so the measured processes never touch development or test data.
+the project's own settings) so the measured processes never touch development or test data.
 """
 
 import os
@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.update(
     {
         "ENV_FILE": "",
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "false",
         "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key"),
         "DATABASE_URL": os.environ.get(
@@ -71,7 +71,7 @@ def cpu_seconds(pid: int) -> float:
 def store_cpu_seconds() -> dict[str, float]:
     """User + system CPU of every PostgreSQL and Redis server process on the machine, by store.
 
-    The stores share the 2 cores with the web server: what a request costs them counts too.
+    The stores share the cores with the web server: what a request costs them counts too.
     """
     totals = {"postgres": 0.0, "redis": 0.0}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -108,17 +108,18 @@ def largest_rss_mb(pid: int) -> float:
 
 
 class PeakConnections(threading.Thread):
-    """Samples pg_stat_activity for the bench database every 50 ms; `peak` is the maximum."""
+    """Samples pg_stat_activity for one database (the bench's by default) every 50 ms; `peak`
+    is the maximum."""
 
-    def __init__(self) -> None:
+    def __init__(self, database: str | None = None) -> None:
         super().__init__(daemon=True)
+        self.database = database or settings.DATABASES["default"]["NAME"]
         self.peak = 0
         self._done = threading.Event()
 
     def run(self) -> None:
         import psycopg
 
-        database = settings.DATABASES["default"]["NAME"]
         # Autocommit: inside one transaction PostgreSQL answers every sample from the snapshot
         # of pg_stat_activity it took first, and the peak stayed at its first value.
         with psycopg.connect(
@@ -126,7 +127,7 @@ class PeakConnections(threading.Thread):
         ) as conn:
             while not self._done.wait(0.05):
                 row = conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [database]
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [self.database]
                 ).fetchone()
                 self.peak = max(self.peak, row[0])
 

@@ -1,12 +1,18 @@
-"""Submit path: POST /ai/jobs against the bare reference endpoint, same gunicorn, same load."""
+"""Submit path: POST /ai/jobs against the bare project's endpoint, each on its own gunicorn."""
 
 import json
 import os
 import statistics
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
+from redis import Redis
+
+from bench.bare_stack import BareProject
 from bench.common import ROOT, cpu_seconds, store_cpu_seconds
+from core import redis_keys
 from core.redis_client import get_redis
 from orchestrator.api_keys import issue_api_key
 from orchestrator.models import Workspace
@@ -21,43 +27,83 @@ WEB_WORKERS = "4"  # what make run and docker-compose ship
 ROUNDS = 3
 
 
-def run_submit(workspace: Workspace, *, seconds: int, connections: list[int]) -> list[dict]:
+def run_submit(
+    workspace: Workspace, bare: BareProject, *, seconds: int, connections: list[int]
+) -> list[dict]:
     """wrk against both endpoints at each concurrency, `seconds` each in ROUNDS alternating
     runs; one row per endpoint and concurrency."""
     key = issue_api_key(workspace=workspace, scopes=["jobs:write"], name="bench").plaintext
-    port = free_port()
-    web = Process(
+    ours_port, bare_port = free_port(), free_port()
+    # Ours as shipped: the gunicorn config make run and docker-compose.yml start it with.
+    ours = Process(
         "bench-web",
-        [str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "-w", WEB_WORKERS],
+        [
+            str(BIN / "gunicorn"),
+            "-c",
+            "config/gunicorn.py",
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{ours_port}",
+            "--workers",
+            WEB_WORKERS,
+        ],
         process_env(),
     )
+    bare_web = bare.web(bare_port, WEB_WORKERS)
+    # Name: (server, URL, Authorization, Redis holding its queue, queue key).
     targets = {
-        "reference": ("/bench/reference/jobs", None),
-        "ours": ("/ai/jobs", f"Bearer {key}"),
+        "bare": (bare_web, f"http://127.0.0.1:{bare_port}/jobs", None, bare.redis, bare.queue),
+        "ours": (
+            ours,
+            f"http://127.0.0.1:{ours_port}/ai/jobs",
+            f"Bearer {key}",
+            get_redis(),
+            redis_keys.JOB_QUEUE,
+        ),
     }
     round_seconds = max(1, round(seconds / ROUNDS))
     rows = []
     try:
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), timeout=30)
-        for path, auth in targets.values():  # warm both before measuring either
-            _wrk(f"http://127.0.0.1:{port}{path}", auth, connections=16, seconds=2)
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{ours_port}/health"), timeout=30)
+        wait_until(lambda: _listening(bare_port), timeout=30)
+        for _, url, auth, _, _ in targets.values():  # warm both before measuring either
+            _wrk(url, auth, connections=16, seconds=2)
         for count in connections:
             runs: dict[str, list[dict]] = {name: [] for name in targets}
             for round_number in range(ROUNDS):
                 order = list(targets) if round_number % 2 == 0 else list(reversed(targets))
                 for name in order:
-                    path, auth = targets[name]
-                    url = f"http://127.0.0.1:{port}{path}"
-                    runs[name].append(_measured_run(web, url, auth, count, round_seconds))
+                    runs[name].append(_measured_run(*targets[name], count, round_seconds))
             rows += [_row(name, count, measured) for name, measured in runs.items()]
     finally:
-        web.stop()
+        ours.stop()
+        bare_web.stop()
         get_redis().flushdb()
+        bare.redis.flushdb()
     return rows
 
 
-def _measured_run(web: Process, url: str, auth: str | None, connections: int, seconds: int):
-    get_redis().flushdb()  # every run starts with an empty queue
+def _listening(port: int) -> bool:
+    # The bare project has no health route: any HTTP answer (a 405 to GET) means it serves.
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/jobs", timeout=1).close()
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _measured_run(
+    web: Process,
+    url: str,
+    auth: str | None,
+    redis: Redis,
+    queue: str,
+    connections: int,
+    seconds: int,
+) -> dict:
+    redis.delete(queue)  # every run starts with an empty queue (no worker drains it here)
     before, stores_before = cpu_seconds(web.popen.pid), store_cpu_seconds()
     result = _wrk(url, auth, connections, seconds)
     result["web_cpu_s"] = cpu_seconds(web.popen.pid) - before
