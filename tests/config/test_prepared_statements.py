@@ -4,13 +4,12 @@ on, psycopg prepares a statement the ORM repeats, through Django's documented OP
 Each case runs a fresh interpreter, as settings are read once at start-up.
 """
 
-import os
 import subprocess
 import sys
 
 import pytest
-from django.db import connection
 
+from tests import processes
 from tests.config.test_settings import ROOT, child_env
 
 _PROBE = """
@@ -31,12 +30,11 @@ with connection.cursor() as cursor:
 
 def prepared_in_a_process(**variables: str) -> int:
     """How many statements on the workspace table a fresh process's connection has prepared."""
-    database = connection.settings_dict["NAME"]  # the test database: its tables exist
-    base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
     result = subprocess.run(
         [sys.executable, "-c", _PROBE],
         cwd=ROOT,
-        env=child_env(DEBUG="true", DATABASE_URL=f"{base}/{database}", **variables),
+        # The test database, whose tables exist, however the suite was pointed at PostgreSQL.
+        env=child_env(DEBUG="true", DATABASE_URL=processes.test_database_url(), **variables),
         capture_output=True,
         text=True,
         timeout=60,
