@@ -112,6 +112,8 @@ def run_round(tree: Path, key: str, workspace, args, *, tag: str) -> dict:
         "bench-web",
         [
             str(BIN / "gunicorn"),
+            "-c",
+            "config/gunicorn.py",  # each tree's own, as shipped
             "config.wsgi",
             "--workers",
             "2",
