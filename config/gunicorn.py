@@ -24,6 +24,21 @@ else:
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(M)sms'
 
 
+def post_fork(server, worker) -> None:
+    # The shared ai_* series a web process records (each job it publishes counts an enqueue)
+    # are summed and written every WORKER_FLUSH_SECONDS by a thread, as in the Celery workers,
+    # rather than in a Redis round trip of their own on every POST /ai/jobs.
+    from core import metrics
+
+    metrics.coalesce_writes(metrics.WORKER_FLUSH_SECONDS)
+
+
+def worker_exit(server, worker) -> None:
+    from core import metrics
+
+    metrics.flush()
+
+
 def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
