@@ -49,5 +49,5 @@ class ActionPermissionsEnforced(admin.ModelAdmin):
         return all(getattr(self, f"has_{p}_permission")(request) for p in required)
 
 
-class ReadOnlyAdmin(ReadOnly, ActionPermissionsEnforced, admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnly, ActionPermissionsEnforced):
     pass

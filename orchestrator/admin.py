@@ -89,7 +89,7 @@ class WorkspaceForm(forms.ModelForm):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(ActionPermissionsEnforced, admin.ModelAdmin):
+class WorkspaceAdmin(ActionPermissionsEnforced):
     form = WorkspaceForm
     list_display = [
         "id",
