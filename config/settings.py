@@ -412,7 +412,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_WORKER_POOL = "threads"
 CELERY_WORKER_CONCURRENCY = _int("WORKER_CONCURRENCY", 128, minimum=1, maximum=1024)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_WORKER_SEND_TASK_EVENTS = True
+# Task events (messages per task state change) are for monitors: Flower switches them on in
+# every worker when it starts and every few seconds after (its enable_events option, on by
+# default). Always on, every job paid for them whether anything listened or not.
+CELERY_WORKER_SEND_TASK_EVENTS = _bool("WORKER_SEND_TASK_EVENTS", False)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-jobs": {
         "task": "orchestrator.tasks.requeue_stale_jobs",

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
-from django.db.models import F
 from django.utils import timezone
 
 from actions.policy import WorkspacePolicy
@@ -69,20 +68,11 @@ def _claim(job_id: str) -> Job | None:
         pk = uuid.UUID(job_id)
     except ValueError:
         return None
-    # The conditional UPDATE is the lock: of two deliveries of one message, one claims.
+    # Of two deliveries of one message, one claims. The row comes with the workspace's default
+    # webhook URL, so finishing needs no further query.
     now = timezone.now()
-    claimed = lifecycle.move(
-        pk,
-        source=Status.QUEUED,
-        target=Status.RUNNING,
-        attempts=F("attempts") + 1,
-        started_at=now,
-        lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
-    )
-    if not claimed:
-        return None
-    # Read with the workspace's default webhook URL, so finishing needs no further query.
-    return Job.objects.annotate(workspace_webhook_url=F("workspace__webhook_url")).get(pk=pk)
+    lease = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    return lifecycle.claim(pk, now=now, lease_expires_at=lease)
 
 
 def _converse(job: Job) -> None:

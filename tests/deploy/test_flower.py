@@ -5,14 +5,16 @@ import base64
 import json
 import shlex
 import subprocess
+import time
 import uuid
 
 import pytest
 
 from core import redis_keys
 from orchestrator.job_queue import publish_jobs
+from orchestrator.models import Job
 from scripts.run_stack import flower_command
-from tests.helpers import http
+from tests.helpers import http, submit, wait_for_job
 from tests.processes import BIN, ROOT, Process, free_port, http_ok, process_env, wait_until
 
 GOOD = "admin:s3cret-pw"
@@ -193,3 +195,52 @@ def test_the_runbooks_flower_command_is_authenticated_and_local(tmp_path):
         assert not answers("127.0.0.2", port)
     finally:
         process.stop()
+
+
+def event_type(data: bytes) -> str:
+    """The type of an event as kombu puts it on a Redis fanout channel (JSON, body base64)."""
+    envelope = json.loads(data)
+    body = envelope["body"]
+    if envelope["properties"].get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    return json.loads(body)["type"]
+
+
+def task_events_seen(redis_db, run) -> list[str]:
+    """The task event types published to this Redis database's event exchange during `run()`."""
+    db = redis_db.connection_pool.connection_kwargs["db"]
+    pubsub = redis_db.pubsub()
+    pubsub.psubscribe(f"/{db}.celeryev*")  # kombu's fanout channels: one per database
+    try:
+        run()
+        time.sleep(1)  # events leave the worker in batches
+        messages = iter(lambda: pubsub.get_message(timeout=0.2), None)
+        return [event_type(m["data"]) for m in messages if m["type"] == "pmessage"]
+    finally:
+        pubsub.close()
+
+
+def run_a_job(api_client) -> str:
+    response = submit(api_client, client_request_id=f"flower-{uuid.uuid4().hex}", prompt="hi")
+    assert response.status_code == 202, response.content
+    job = wait_for_job(response.json()["id"])
+    assert job.status == Job.Status.SUCCEEDED
+    return str(job.pk)
+
+
+def test_workers_send_no_task_events_while_no_monitor_asks(api_client, worker, redis_db):
+    events = task_events_seen(redis_db, lambda: run_a_job(api_client))
+
+    assert not [kind for kind in events if kind.startswith("task-")]
+
+
+def test_flower_turns_task_events_on_and_shows_the_jobs_tasks(api_client, worker, flower):
+    base = f"http://127.0.0.1:{flower}"
+
+    def flower_lists_a_run_job() -> bool:
+        job_id = run_a_job(api_client)
+        status, _, text = http(f"{base}/api/tasks", headers=basic(GOOD))
+        assert status == 200, text
+        return any(task["args"] == repr([job_id]) for task in json.loads(text).values())
+
+    wait_until(flower_lists_a_run_job, timeout=45, interval=1, message="no task in Flower")

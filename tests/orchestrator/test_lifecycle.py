@@ -1,6 +1,9 @@
 """Specification of a job's statuses: only the listed moves happen, each once, by one UPDATE."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from core.transitions import TransitionRefused
 from orchestrator import lifecycle
@@ -97,3 +100,33 @@ def test_a_new_job_starts_queued_and_no_other_way(workspace):
     with pytest.raises(TransitionRefused):
         lifecycle.JOBS.create(**{**values, "client_request_id": "x", "status": RUNNING})
     assert not Job.objects.filter(client_request_id="x").exists()
+
+
+def test_a_claim_takes_a_queued_job_once_and_returns_it_ready_to_run(workspace):
+    workspace.webhook_url = "https://hooks.example/ws"
+    workspace.save(update_fields=["webhook_url"])
+    job = make_job(workspace, status=QUEUED)
+    now = timezone.now()
+    lease = now + timedelta(minutes=5)
+
+    claimed = lifecycle.claim(job.pk, now=now, lease_expires_at=lease)
+
+    assert claimed is not None
+    assert (claimed.pk, claimed.status, claimed.attempts) == (job.pk, RUNNING, job.attempts + 1)
+    assert (claimed.started_at, claimed.lease_expires_at) == (now, lease)
+    assert claimed.messages == job.messages  # the whole row, no deferred field left to load
+    assert claimed.workspace_webhook_url == "https://hooks.example/ws"
+    assert Job.objects.get(pk=job.pk).status == RUNNING
+    # A second delivery of the same message finds the job running: it claims nothing.
+    assert lifecycle.claim(job.pk, now=now, lease_expires_at=lease) is None
+    assert Job.objects.get(pk=job.pk).attempts == job.attempts + 1
+
+
+@pytest.mark.parametrize("status", [RUNNING, SUCCEEDED, FAILED, CANCELLED])
+def test_a_claim_leaves_a_job_that_is_not_queued_alone(workspace, status):
+    job = make_job(workspace, status=status)
+    now = timezone.now()
+
+    assert lifecycle.claim(job.pk, now=now, lease_expires_at=now) is None
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.attempts) == (status, job.attempts)
