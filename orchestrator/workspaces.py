@@ -6,13 +6,17 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
+from actions.mail_safety import UnsafeMail, ascii_domain
 from core.action_names import ACTION_NAMES
 from orchestrator.models import MAX_RATE_LIMIT_PER_MINUTE, Workspace, WorkspacePolicyChange
 from orchestrator.webhooks import WebhookUrlRefused, check_webhook_url, generate_webhook_secret
 
 # A DNS name of letters, digits and hyphens, at least two labels (no wildcards: a subdomain is
 # allowed only when listed itself).
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# A-labels only (ascii_domain has encoded them): the top level is letters or an IDN's xn-- form.
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+([a-z]{2,63}|xn--[a-z0-9-]{1,59})$"
+)
 
 
 class _Unset:
@@ -113,12 +117,23 @@ def record_policy_change(*, workspace: Workspace, new_values: dict, changed_by: 
 
 
 def normalize_recipient_domains(domains: list[str]) -> list[str]:
-    """Lower-case, without trailing dots, sorted; WorkspaceError names any invalid domain."""
-    normalized = sorted({domain.strip().rstrip(".").lower() for domain in domains})
-    invalid = [domain for domain in normalized if not _DOMAIN.match(domain)]
+    """As DNS resolves them and the policy compares them (IDNA A-labels, lower-case, no trailing
+    dot), sorted and once each; WorkspaceError names any invalid domain."""
+    normalized, invalid = set(), []
+    for domain in domains:
+        try:
+            name = ascii_domain(domain.strip())
+        except UnsafeMail:
+            name = ""
+        if _DOMAIN.match(name):
+            normalized.add(name)
+        else:
+            invalid.append(domain)
     if invalid:
-        raise WorkspaceError(f"invalid recipient domains {invalid}; give names like acme.com")
-    return normalized
+        raise WorkspaceError(
+            f"invalid recipient domains {invalid}; give names like acme.com or bücher.example"
+        )
+    return sorted(normalized)
 
 
 def check_actions(actions: list[str] | None) -> None:

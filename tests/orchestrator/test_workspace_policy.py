@@ -76,3 +76,20 @@ def test_invalid_values_are_refused_and_change_nothing(ws_123, option, value, me
     ws_123.refresh_from_db()
     assert (ws_123.approval_required, ws_123.recipient_domains) == ([], [])
     assert not WorkspacePolicyChange.objects.exists()
+
+
+def test_internationalized_recipient_domains_are_stored_as_the_policy_compares_them(ws_123):
+    # The policy matches a recipient's domain in its IDNA A-label form (actions.mail_safety).
+    configure("--recipient-domains", "Bücher.example,xn--bcher-kva.example,пример.рф")
+
+    ws_123.refresh_from_db()
+    assert ws_123.recipient_domains == ["xn--bcher-kva.example", "xn--e1afmkfd.xn--p1ai"]
+
+
+@pytest.mark.parametrize("domain", ["localhost", "exa mple.com", "a..b", "-x.com", "x.c0m", "é"])
+def test_a_recipient_domain_that_is_no_internet_name_is_refused(ws_123, domain):
+    with pytest.raises(CommandError, match="invalid recipient domains"):
+        configure("--recipient-domains", f"acme.com,{domain}")
+
+    ws_123.refresh_from_db()
+    assert ws_123.recipient_domains == []
