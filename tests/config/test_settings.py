@@ -293,3 +293,8 @@ def test_celery_loads_the_project_with_good_values():
     """Positive control: the same command succeeds when the configuration is valid."""
     result = start([str(CELERY), "-A", "config", "report"], DEBUG="true", ACTIONS_ENABLED="false")
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("token", ["tökén", "two\tparts", "nul\x01"])
+def test_a_metrics_token_no_scraper_could_send_stops_start_up(token):
+    assert_refuses_to_start("METRICS_TOKEN", DEBUG="true", METRICS_TOKEN=token)
