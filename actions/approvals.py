@@ -15,6 +15,7 @@ from core.publish import publish_on_commit
 logger = logging.getLogger(__name__)
 
 Status = ActionAudit.Status
+Decision = ActionAudit.Decision
 
 
 class ActionNotFound(OrchestratorError):
@@ -57,7 +58,7 @@ def approve_action(
         # The conditional UPDATE decides between concurrent approvals: one moves the row.
         approved = audit.decide_pending(
             row_id=row.pk,
-            status=Status.EXECUTING,
+            decision=Decision.APPROVE,
             decided_by=decided_by,
             arguments_hash=arguments_hash,
         )
@@ -74,7 +75,10 @@ def reject_action(*, workspace, action_id: int, decided_by: str) -> ActionAudit:
     """Refuse a pending action for good; it never runs."""
     row = _pending_row(workspace, action_id)
     if not audit.decide_pending(
-        row_id=row.pk, status=Status.REJECTED, decided_by=decided_by, reason="rejected_by_reviewer"
+        row_id=row.pk,
+        decision=Decision.REJECT,
+        decided_by=decided_by,
+        reason="rejected_by_reviewer",
     ):
         _refuse_decision(row)
     logger.info("action %s rejected by %s", row.pk, decided_by)

@@ -40,7 +40,11 @@ class ActionOutcome:
 
     @classmethod
     def of(cls, row: ActionAudit, *, newly_held: bool = False) -> "ActionOutcome":
-        return cls(row.call_key, row.action, row.status, row.reason, row.result, newly_held)
+        result = row.result
+        if row.status == Status.PENDING_APPROVAL and row.hold_details:
+            # No outcome yet: the model and the job's client are told why it waits.
+            result = {"details": row.hold_details}
+        return cls(row.call_key, row.action, row.status, row.reason, result, newly_held)
 
     def as_tool_result(self) -> str:
         """What the model is told, so its final answer can be truthful; bounded in size."""
@@ -124,7 +128,7 @@ def _run_proposed_action(
             proposal,
             status=Status.PENDING_APPROVAL,
             reason=decision.reason,
-            result={"details": decision.errors} if decision.errors else {},
+            hold_details=decision.errors,
             arguments_hash=policy.arguments_hash(proposal.arguments),
             expires_in_seconds=settings.ACTION_APPROVAL_TTL_SECONDS,
         )
@@ -228,13 +232,19 @@ def _execute(row: ActionAudit) -> ActionOutcome:
     spec = REGISTRY.get(row.action)
     decision = _recheck(row, spec)
     if not decision.allowed:
-        result = {"errors": decision.errors} if decision.errors else {}
+        held = decision.status == policy.PENDING_APPROVAL
+        hold = {
+            "details": decision.errors,
+            "arguments_hash": policy.arguments_hash(row.arguments),
+            "expires_in_seconds": settings.ACTION_APPROVAL_TTL_SECONDS,
+        }
         audit.finish_action(
             row=row,
             status=decision.status,
             reason=decision.reason,
-            result=result,
+            result={"errors": decision.errors} if decision.errors and not held else {},
             before_start=True,
+            hold=hold if held else None,
         )
         return ActionOutcome.of(audit.get_action(row.pk))
     # The claim is the last write before the side effect: a crash after it leaves evidence
@@ -246,14 +256,16 @@ def _execute(row: ActionAudit) -> ActionOutcome:
 
 def _recheck(row: ActionAudit, spec: ActionSpec | None) -> policy.Decision:
     """The policy as it stands now: a kill switch flipped while the action waited stops it."""
-    if row.arguments_hash and policy.arguments_hash(row.arguments) != row.arguments_hash:
+    # The approver's hash first: an approval covers the arguments it named, nothing else.
+    expected = row.approved_arguments_hash or row.arguments_hash
+    if expected and policy.arguments_hash(row.arguments) != expected:
         return policy.Decision("rejected", "arguments_changed")
     return policy.decide(
         spec=spec,
         arguments=row.arguments,
         job_actions=row.job.allowed_actions,
         workspace=policy.WorkspacePolicy.of(row.workspace),
-        approved=row.decided_at is not None,
+        approved=row.decision == ActionAudit.Decision.APPROVE,
     )
 
 

@@ -2,8 +2,9 @@
 
 A row starts `executing` (allowed), `pending_approval` (held) or already final (refused by the
 policy, or failed before it could run). A held row is approved (-> executing), rejected or
-expires. An executing row's call is claimed (executing -> executing, started_at set) and ends in
-its outcome; the policy re-checked right before the call may still refuse it, or hold it for a
+expires; a decision is one of these moves (DECISIONS), written once beside the hold's reason.
+An executing row's call is claimed (executing -> executing, started_at set) and ends in its
+outcome; the policy re-checked right before the call may still refuse it, or hold it for a
 human. Final rows never change: the database refuses it too (migration 0004's trigger).
 """
 
@@ -27,6 +28,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     **{status: frozenset() for status in ActionAudit.FINAL_STATUSES},
 }
 INITIAL = frozenset({Status.EXECUTING, Status.PENDING_APPROVAL, Status.FAILED} | _REFUSALS)
+# What a human's decision on a held row moves it to.
+DECISIONS: dict[str, str] = {
+    ActionAudit.Decision.APPROVE: Status.EXECUTING,
+    ActionAudit.Decision.REJECT: Status.REJECTED,
+}
 ACTIONS = Transitions(objects=ActionAudit.objects, allowed=ALLOWED, initial=INITIAL)
 
 

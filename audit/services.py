@@ -1,13 +1,16 @@
 """Writing and reading the action audit trail; other apps go through these functions."""
 
+import re
+import uuid
 from datetime import timedelta
 
+from django.contrib.postgres.search import SearchQuery
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from audit import lifecycle
-from audit.models import ActionAudit
+from audit.models import ActionAudit, subject_words
 from core import metrics
 from core.action_names import ACTION_NAMES
 
@@ -36,9 +39,15 @@ def record_action(
     result: dict | None = None,
     arguments_hash: str = "",
     expires_in_seconds: int | None = None,
+    hold_details: list | None = None,
 ) -> tuple[ActionAudit, bool]:
-    """Insert the row for (job, call_key); return (row, created). An existing row is kept."""
+    """Insert the row for (job, call_key); return (row, created). An existing row is kept.
+
+    A held row (`pending_approval`) records `reason` as its hold reason too: the status's reason
+    may change later, the hold's never does.
+    """
     now = timezone.now()
+    held = status == Status.PENDING_APPROVAL
     try:
         with transaction.atomic():
             row = lifecycle.create(
@@ -50,6 +59,8 @@ def record_action(
                 status=status,
                 reason=reason,
                 result=result or {},
+                hold_reason=reason if held else "",
+                hold_details=(hold_details or []) if held else [],
                 arguments_hash=arguments_hash,
                 expires_at=(
                     now + timedelta(seconds=expires_in_seconds) if expires_in_seconds else None
@@ -62,17 +73,24 @@ def record_action(
         # Another delivery of the same job recorded this step first: its row is the truth.
         return ActionAudit.objects.get(job_id=job_id, call_key=call_key), False
     if status not in ActionAudit.OPEN_STATUSES:
-        _count_outcome(action, status)
+        _count_outcome(action, status, reason)
     return row, True
 
 
 def finish_action(
-    *, row: ActionAudit, status: str, reason: str = "", result: dict, before_start: bool = False
+    *,
+    row: ActionAudit,
+    status: str,
+    reason: str = "",
+    result: dict,
+    before_start: bool = False,
+    hold: dict | None = None,
 ) -> bool:
     """Move an `executing` row to its outcome; False if it had already left `executing`.
 
     `before_start`: only while no process has claimed the connector call (a refusal must never
-    overwrite the row of a call in flight).
+    overwrite the row of a call in flight). `hold`: for a row the re-checked policy holds for
+    a human, its details, arguments hash and time to expiry (hold_fields).
     """
     now = timezone.now()
     changes = {
@@ -82,6 +100,8 @@ def finish_action(
         # A row the re-checked policy holds for a human is open still.
         "finished_at": None if status in ActionAudit.OPEN_STATUSES else now,
     }
+    if status == Status.PENDING_APPROVAL:
+        changes.update(hold_fields(reason=reason, now=now, **(hold or {})))
     moved = lifecycle.move(
         row.pk,
         source=Status.EXECUTING,
@@ -94,13 +114,32 @@ def finish_action(
         for name, value in changes.items():
             setattr(row, name, value)
         if status not in ActionAudit.OPEN_STATUSES:
-            _count_outcome(row.action, status)
+            _count_outcome(row.action, status, reason)
     return moved
 
 
-def _count_outcome(action: str, status: str) -> None:
-    # The action label takes known names only: a model may invent any tool name.
-    metrics.count("ai_actions", action=action if action in ACTION_NAMES else "other", status=status)
+def hold_fields(
+    *,
+    reason: str,
+    now,
+    details: list | None = None,
+    arguments_hash: str = "",
+    expires_in_seconds: int | None = None,
+) -> dict:
+    """The columns that put a row on hold: why, its particulars, what is approved, until when."""
+    return {
+        "hold_reason": reason,
+        "hold_details": details or [],
+        "arguments_hash": arguments_hash,
+        "expires_at": now + timedelta(seconds=expires_in_seconds) if expires_in_seconds else None,
+    }
+
+
+def _count_outcome(action: str, status: str, reason: str = "") -> None:
+    # The action label takes known names only: a model may invent any tool name. Reasons are
+    # codes our own modules write, a bounded set.
+    name = action if action in ACTION_NAMES else "other"
+    metrics.count("ai_actions", action=name, status=status, reason=reason)
 
 
 def start_action(*, row: ActionAudit) -> bool:
@@ -120,23 +159,38 @@ def start_action(*, row: ActionAudit) -> bool:
 
 
 def decide_pending(
-    *, row_id: int, status: str, decided_by: str, reason: str = "", arguments_hash: str = ""
+    *, row_id: int, decision: str, decided_by: str, reason: str = "", arguments_hash: str = ""
 ) -> bool:
-    """Move a pending row to `status` with who decided, in one conditional UPDATE.
+    """Record a human's decision on a pending row and move it, in one conditional UPDATE.
 
-    Approval (status `executing`) also requires an unexpired row whose arguments hash matches;
-    False when the row was no longer pending (or did not match): someone else decided first.
+    The hold's reason stays as it was; the decision (who, when, approve or reject, the hash
+    approved) goes beside it. Both need an unexpired row; an approval also needs the row's
+    arguments hash to be `arguments_hash`. False when the row was no longer pending (or did not
+    match): someone else decided first, or it expired.
     """
     now = timezone.now()
-    changes: dict = {"decided_by": decided_by, "decided_at": now, "updated_at": now}
-    when = None
-    if status == Status.EXECUTING:
-        when = Q(expires_at__gt=now, arguments_hash=arguments_hash)
+    target = lifecycle.DECISIONS[decision]
+    changes: dict = {
+        "decision": decision,
+        "decided_by": decided_by,
+        "decided_at": now,
+        "updated_at": now,
+    }
+    when = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    if decision == ActionAudit.Decision.APPROVE:
+        when &= Q(arguments_hash=arguments_hash)
+        changes["approved_arguments_hash"] = arguments_hash
     else:
         changes.update(reason=reason, finished_at=now)
     return lifecycle.move(
-        row_id, source=Status.PENDING_APPROVAL, target=status, when=when, **changes
+        row_id, source=Status.PENDING_APPROVAL, target=target, when=when, **changes
     )
+
+
+def pending_count(*, workspace_id: str | None = None) -> int:
+    """How many actions wait for a decision (of one workspace), on the status index."""
+    rows = ActionAudit.objects.filter(status=Status.PENDING_APPROVAL)
+    return (rows.filter(workspace_id=workspace_id) if workspace_id else rows).count()
 
 
 def expire_pending(*, now=None, row_id: int | None = None) -> int:
@@ -195,3 +249,34 @@ def approved_not_started_before(cutoff) -> list[int]:
             status=Status.EXECUTING, started_at__isnull=True, decided_at__lt=cutoff
         ).values_list("pk", flat=True)[:500]
     )
+
+
+_CALL_KEY = re.compile(r"^\d{1,4}\.\d{1,4}$")
+_DOMAIN = re.compile(r"^@?[\w-]+(\.[\w-]+)+\.?$")
+
+
+def search_trail(rows: QuerySet[ActionAudit], term: str) -> QuerySet[ActionAudit]:
+    """The rows a search term names, each kind of term answered by an index, never a LIKE scan:
+
+    a job id; a call key (`1.0`); an address (in to, cc or bcc); `@acme.com` (any address of
+    that domain); a bare domain (its addresses, or subjects with that word); else subject words.
+    """
+    term = term.strip()[:200]
+    if not term:
+        return rows
+    try:
+        return rows.filter(job_id=uuid.UUID(term))
+    except ValueError:
+        pass
+    if _CALL_KEY.match(term):
+        return rows.filter(call_key=term)
+    lowered = term.lower()
+    if "@" in lowered[1:]:
+        return rows.filter(recipients__contains=[lowered])
+    words = Q(subject_search=SearchQuery(term, config="simple"))
+    rows = rows.alias(subject_search=subject_words())
+    if _DOMAIN.match(lowered):
+        domain = lowered.lstrip("@").rstrip(".")
+        in_domain = Q(recipient_domains__contains=[domain])
+        return rows.filter(in_domain if lowered.startswith("@") else in_domain | words)
+    return rows.filter(words)

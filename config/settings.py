@@ -166,6 +166,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Times in pages to the second with the zone (core/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["core.formats"]
 
 # --- Database ---------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool

@@ -8,9 +8,36 @@ from django.core.exceptions import PermissionDenied
 from django.utils.html import format_html
 
 
-def pretty_json(value) -> str:
-    """Indented JSON in a <pre>, HTML-escaped: model output is data, never markup."""
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+def pretty_json(value, *, decode_nested: bool = False) -> str:
+    """Indented JSON in a wrapping <pre>, HTML-escaped: model output is data, never markup.
+
+    `decode_nested`: a string that itself holds a JSON object or array (a tool call's
+    arguments in a transcript) is shown decoded, so a reader sees data, not JSON inside JSON.
+    Off by default: arguments are shown exactly as they will be sent.
+    """
+    if decode_nested:
+        value = _decode_nested(value)
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return format_html(
+        '<pre class="json" style="white-space: pre-wrap; overflow-wrap: anywhere">{}</pre>', text
+    )
+
+
+def _decode_nested(value, depth: int = 0):
+    if depth > 20:
+        return value
+    if isinstance(value, dict):
+        return {key: _decode_nested(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode_nested(item, depth + 1) for item in value]
+    if isinstance(value, str) and value[:1] in ("{", "[") and len(value) < 200_000:
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(decoded, dict | list):
+            return _decode_nested(decoded, depth + 1)
+    return value
 
 
 class ReadOnly:

@@ -7,9 +7,14 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
 
+from audit import admin_display as show
+from audit.admin_filters import DateRangeFilter
 from audit.models import ActionAudit
+from audit.services import pending_count
 from core.admin import ActionPermissionsEnforced, ReadOnly, ReadOnlyAdmin, pretty_json
 from orchestrator.api_keys import SCOPES, issue_api_key, revoke_api_key
 from orchestrator.models import (
@@ -105,7 +110,19 @@ class WorkspaceAdmin(ActionPermissionsEnforced):
         return False  # its jobs and audit rows are history; they protect it anyway
 
     def get_readonly_fields(self, request, obj=None):
-        return ["id", "created_at"] if obj is not None else []  # a new id would copy the row
+        # A new id would copy the row.
+        return ["id", "created_at", "pending_approvals"] if obj is not None else []
+
+    @admin.display(description="pending approvals")
+    def pending_approvals(self, obj: Workspace) -> str:
+        url = reverse("admin:audit_pendingapproval_changelist")
+        count = pending_count(workspace_id=obj.pk)
+        return format_html(
+            '<a href="{}?workspace__id__exact={}" id="workspace-pending">{} waiting</a>',
+            url,
+            obj.pk,
+            count,
+        )
 
     def save_model(self, request, obj, form, change) -> None:
         # Every policy change is audited, whether made here or by configure_workspace.
@@ -227,7 +244,17 @@ class ActionAuditInline(ReadOnly, admin.TabularInline):
     """The job's audit rows, each linking to its own page."""
 
     model = ActionAudit
-    fields = ["call_key", "action", "status", "reason", "created_at", "finished_at"]
+    fields = [
+        "call_key",
+        "action",
+        "status",
+        "reason",
+        "hold_reason",
+        "decision",
+        "decided_by",
+        "created_at",
+        "finished_at",
+    ]
     readonly_fields = fields
     ordering = ["created_at", "id"]
     show_change_link = True
@@ -240,8 +267,9 @@ class ActionAuditInline(ReadOnly, admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdmin):
-    list_display = ["id", "workspace", "client_request_id", "status", "attempts", "created_at"]
-    list_filter = ["status", "workspace"]
+    list_display = ["short_id", "workspace", "request_id", "status", "attempts", "created_at"]
+    list_display_links = ["short_id"]
+    list_filter = ["status", "workspace", ("created_at", DateRangeFilter)]
     list_select_related = ["workspace"]
     search_fields = ["=id", "=client_request_id"]
     date_hierarchy = "created_at"
@@ -257,7 +285,19 @@ class JobAdmin(ReadOnlyAdmin):
 
     @admin.display(description="transcript")
     def transcript_pretty(self, obj: Job) -> str:
-        return pretty_json(obj.transcript)
+        # Tool calls carry their arguments as JSON text: shown decoded, as data.
+        return pretty_json(obj.transcript, decode_nested=True)
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, obj: Job) -> str:
+        return show.short_id(obj.pk)
+
+    @admin.display(description="client request id", ordering="client_request_id")
+    def request_id(self, obj: Job) -> str:
+        return show.clipped(obj.client_request_id, 24)
+
+    class Media:
+        css = {"all": ["audit/admin.css"]}
 
     @admin.display(description="usage")
     def usage_pretty(self, obj: Job) -> str:
@@ -278,8 +318,17 @@ class WebhookAttemptInline(ReadOnly, admin.TabularInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "workspace", "event_type", "job", "status", "attempts", "created_at"]
-    list_filter = ["status", "event_type"]
+    list_display = [
+        "short_id",
+        "workspace",
+        "event_type",
+        "job_short",
+        "status",
+        "attempts",
+        "created_at",
+    ]
+    list_display_links = ["short_id"]
+    list_filter = ["status", "event_type", ("created_at", DateRangeFilter)]
     list_select_related = ["workspace", "job"]
     search_fields = ["=id", "=job__id"]
     date_hierarchy = "created_at"
@@ -292,7 +341,21 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="payload")
     def payload_json(self, delivery: WebhookDelivery) -> str:
-        return str(delivery.payload)
+        return pretty_json(delivery.payload)
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, delivery: WebhookDelivery) -> str:
+        return show.short_id(delivery.pk)
+
+    @admin.display(description="job")
+    def job_short(self, delivery: WebhookDelivery) -> str:
+        if delivery.job_id is None:
+            return "-"
+        url = reverse("admin:orchestrator_job_change", args=[delivery.job_id])
+        return show.short_id(delivery.job_id, url)
+
+    class Media:
+        css = {"all": ["audit/admin.css"]}
 
     def has_redeliver_permission(self, request) -> bool:
         return request.user.has_perm("orchestrator.redeliver_webhook")

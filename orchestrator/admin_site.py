@@ -38,6 +38,20 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
 
 class OrchestratorAdminSite(admin.AdminSite):
     login_form = ThrottledAdminLoginForm
+    # The sidebar takes 300 of a laptop's 1366 px from every list; the index and the
+    # breadcrumbs lead everywhere it does.
+    enable_nav_sidebar = False
+
+    def get_app_list(self, request, app_label=None):
+        """Django's list, with a count beside each model whose admin offers `index_count`
+        (e.g. "Pending approvals (3)"): what waits for someone is seen from the index."""
+        app_list = super().get_app_list(request, app_label)
+        for app in app_list:
+            for entry in app["models"]:
+                count = getattr(self.get_model_admin(entry["model"]), "index_count", None)
+                if count is not None:
+                    entry["name"] = f"{entry['name']} ({count(request)})"
+        return app_list
 
     def login(self, request, extra_context=None):
         response = super().login(request, extra_context)

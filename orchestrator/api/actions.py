@@ -15,7 +15,27 @@ MAX_LISTED = 200
 
 
 class ActionReviewSerializer(serializers.ModelSerializer):
+    """An action as the audit trail holds it: its outcome (`status`, `reason`, `result`), why it
+    was held (`hold_reason`, `hold_details`) and the decision on it, each kept apart."""
+
     job_id = serializers.UUIDField()
+    hold_reason = serializers.CharField(
+        help_text="Why the policy held it for a human (e.g. `approval_required`, "
+        "`recipient_outside_allowed_domains`); empty if it was never held. Never changes."
+    )
+    hold_details = serializers.ListField(
+        child=serializers.CharField(), help_text="The hold's particulars, e.g. the addresses."
+    )
+    decision = serializers.ChoiceField(
+        choices=["", *ActionAudit.Decision.values],
+        help_text="`approve` or `reject` once a human decided (see decided_by, decided_at).",
+    )
+    approved_arguments_hash = serializers.CharField(
+        help_text="The arguments_hash the approver named; empty unless approved."
+    )
+    result = serializers.JSONField(
+        help_text="The outcome: the provider's answer once it ran, or what refused it."
+    )
 
     class Meta:
         model = ActionAudit
@@ -29,9 +49,13 @@ class ActionReviewSerializer(serializers.ModelSerializer):
             "status",
             "reason",
             "result",
+            "hold_reason",
+            "hold_details",
             "expires_at",
+            "decision",
             "decided_by",
             "decided_at",
+            "approved_arguments_hash",
             "created_at",
             "finished_at",
         ]

@@ -179,9 +179,13 @@ def test_mail_to_a_domain_outside_the_list_waits_and_the_model_is_told(
     assert job.status == Status.SUCCEEDED, explain(job, worker)
     audit = ActionAudit.objects.get(job=job)
     assert (audit.status, audit.reason) == ("pending_approval", "recipient_outside_allowed_domains")
-    assert audit.result == {"details": ["not in an allowed domain: eve@evil.example"]}
+    # Why it waits is the hold's, kept apart from the outcome (none yet).
+    assert audit.hold_reason == "recipient_outside_allowed_domains"
+    assert audit.hold_details == ["not in an allowed domain: eve@evil.example"]
+    assert audit.result == {}
     assert audit.started_at is None
     assert "pending_approval" in job.output_text
+    assert "eve@evil.example" in json.dumps(job.transcript)  # the model was told why
     body = api_client.get(f"/ai/jobs/{job.id}").json()
     assert body["actions"][0]["status"] == "pending_approval"
     # Positive control: the same mail to the listed domain only is sent (to the sandbox).

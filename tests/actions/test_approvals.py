@@ -85,7 +85,8 @@ def wait_for_action(row: ActionAudit, *, worker) -> ActionAudit:
 
 
 def test_pending_action_stores_its_arguments_hash_and_a_24h_expiry(pending):
-    assert pending.reason == "approval_required"
+    assert pending.reason == pending.hold_reason == "approval_required"
+    assert (pending.hold_details, pending.result, pending.decision) == ([], {}, "")
     assert pending.arguments_hash == arguments_hash(TASK)
     assert pending.expires_at - pending.created_at == timedelta(hours=24)
     assert pending.finished_at is None
@@ -129,7 +130,10 @@ def test_approved_action_runs_once_through_the_worker(approver, pending, worker)
     assert row.decided_by.startswith("api-key:")
     assert row.decided_at is not None and row.started_at is not None
     task = Task.objects.get()
+    # The result is the connector's outcome; the hold and the decision are still there.
     assert (task.title, row.result["task_id"]) == ("Pay the invoice", task.pk)
+    assert (row.hold_reason, row.reason) == ("approval_required", "")
+    assert (row.decision, row.approved_arguments_hash) == ("approve", pending.arguments_hash)
 
 
 def approve_concurrently(client: APIClient, row: ActionAudit, count: int) -> list[int]:
@@ -214,6 +218,7 @@ def test_expired_approval_cannot_be_approved(approver, pending):
     assert response.json()["error"]["code"] == "approval_expired"
     row = reload(pending)
     assert (row.status, row.reason, row.decided_by) == (Status.EXPIRED, "approval_expired", "")
+    assert (row.hold_reason, row.decision) == ("approval_required", "")  # why it waited stays
     assert queue_length() == 0
 
 
@@ -238,7 +243,11 @@ def test_rejected_action_never_runs_and_cannot_be_approved_after(approver, pendi
     assert response.status_code == 200, response.content
     row = reload(pending)
     assert (row.status, row.reason) == (Status.REJECTED, "rejected_by_reviewer")
+    assert (row.hold_reason, row.decision) == ("approval_required", "reject")
     assert row.decided_by.startswith("api-key:") and row.decided_at is not None
+    assert row.approved_arguments_hash == ""
+    listed = approver.get("/ai/actions?status=rejected").json()["actions"][0]
+    assert (listed["hold_reason"], listed["decision"]) == ("approval_required", "reject")
     again = approve(approver, pending)
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "action_not_pending"
@@ -288,3 +297,56 @@ def test_approval_without_an_arguments_hash_is_a_400(approver, pending):
     assert response.status_code == 400
     assert "arguments_hash" in response.json()["error"]["fields"]
     assert reload(pending).status == Status.PENDING_APPROVAL
+
+
+# --- The trail keeps every reason -------------------------------------------------------------
+
+OUTSIDE_MAIL = {
+    "to": ["ann@acme.com"],
+    "cc": ["eve@elsewhere.example"],
+    "subject": "Quarterly numbers",
+    "body": "Hello,\nthe numbers are attached.",
+}
+
+
+def test_held_mail_approved_keeps_why_it_was_held_and_records_the_send(
+    approval_workspace, approver, worker
+):
+    approval_workspace.approval_required = []
+    approval_workspace.recipient_domains = ["acme.com"]
+    approval_workspace.save()
+    row = propose(approval_workspace, arguments=OUTSIDE_MAIL, action="gmail_send")
+    assert (row.status, row.hold_reason) == (
+        Status.PENDING_APPROVAL,
+        "recipient_outside_allowed_domains",
+    )
+    assert row.hold_details == ["not in an allowed domain: eve@elsewhere.example"]
+
+    body = approve(approver, row).json()
+    assert (body["hold_reason"], body["decision"]) == (
+        "recipient_outside_allowed_domains",
+        "approve",
+    )
+    assert body["approved_arguments_hash"] == row.arguments_hash
+
+    done = wait_for_action(row, worker=worker)
+    assert done.status == Status.EXECUTED, worker.log()[-3000:]
+    assert done.hold_reason == "recipient_outside_allowed_domains"
+    assert done.hold_details == ["not in an allowed domain: eve@elsewhere.example"]
+    assert (done.decision, done.decided_by) == ("approve", body["decided_by"])
+    # The provider's outcome (the sandbox's copy of the message), not an empty {}.
+    assert done.result["message"]["cc"] == ["eve@elsewhere.example"]
+    assert done.result["provider"] == "gmail"
+
+
+def test_the_database_refuses_to_rewrite_a_hold_or_a_decision(approver, pending):
+    with pytest.raises(ProgrammingError, match="why it was held cannot be changed"):
+        ActionAudit.objects.filter(pk=pending.pk).update(hold_reason="nothing")
+    assert approve(approver, pending).status_code == 200  # executing: still open, still guarded
+    with pytest.raises(ProgrammingError, match="a decision cannot be changed"):
+        ActionAudit.objects.filter(pk=pending.pk).update(decided_by="someone-else")
+    with pytest.raises(ProgrammingError, match="a decision cannot be changed"):
+        ActionAudit.objects.filter(pk=pending.pk).update(decision="reject")
+    row = reload(pending)
+    assert (row.hold_reason, row.decision) == ("approval_required", "approve")
+    assert row.decided_by.startswith("api-key:")

@@ -3,16 +3,18 @@ as cheap with many rows as with few."""
 
 import csv
 import io
-from datetime import timedelta
+from datetime import UTC, timedelta
 from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.admin import COUNT_LIMIT
 from audit.export import neutralise
 from audit.models import ActionAudit
+from audit.services import search_trail
 from audit.templatetags.audit_admin import distinct_periods
 from tests import factories
 
@@ -119,7 +121,8 @@ def test_detail_pretty_prints_and_escapes_model_output(admin_client, workspace):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>alert(1)" not in page
     assert "&lt;img src=x onerror=alert(2)&gt;" in page
-    assert "<pre>{\n  &quot;to&quot;: [\n    &quot;a@example.com&quot;\n  ]," in page
+    assert '<pre class="json"' in page  # indented, and wrapped by the page's width
+    assert "{\n  &quot;to&quot;: [\n    &quot;a@example.com&quot;\n  ]," in page
     assert f'href="/admin/orchestrator/job/{job.pk}/change/"' in page
 
 
@@ -223,3 +226,101 @@ def test_a_count_beyond_the_limit_says_more_than(admin_client, workspace):
     factories.make_audit(job)
     page = admin_client.get(LIST).content.decode()
     assert f"more than {COUNT_LIMIT} action audits" in page
+
+
+@pytest.fixture
+def mails(workspace):
+    job = factories.make_job(workspace)
+
+    def mail(**arguments):
+        return factories.make_audit(job, arguments={"subject": "", "body": "b", **arguments})
+
+    return {
+        "to": mail(to=["Ann@Acme.com"], subject="Quarterly numbers"),
+        "cc": mail(to=["bob@corp.example"], cc=["carol@acme.com"], subject="Lunch"),
+        "bcc": mail(to=["dan@corp.example"], bcc=["eve@spy.example"], subject="acme.com launch"),
+    }
+
+
+def test_search_finds_any_recipient_a_domain_and_subject_words(admin_client, mails):
+    assert listed(admin_client, "?q=ann@acme.com") == {mails["to"].pk}  # case as the mail sees it
+    assert listed(admin_client, "?q=carol@acme.com") == {mails["cc"].pk}
+    assert listed(admin_client, "?q=eve@spy.example") == {mails["bcc"].pk}
+    assert listed(admin_client, "?q=%40acme.com") == {mails["to"].pk, mails["cc"].pk}
+    # A bare domain also matches it as a subject word.
+    assert listed(admin_client, "?q=acme.com") == {m.pk for m in mails.values()}
+    assert listed(admin_client, "?q=quarterly") == {mails["to"].pk}
+    assert listed(admin_client, "?q=lunch") == {mails["cc"].pk}
+    assert listed(admin_client, "?q=dinner") == set()
+
+
+@pytest.mark.parametrize(
+    ("term", "index"),
+    [
+        ("carol@acme.com", "action_audit_recipients_idx"),
+        ("@acme.com", "action_audit_domains_idx"),
+        ("quarterly", "action_audit_subject_idx"),
+    ],
+)
+def test_each_kind_of_search_is_answered_by_its_index(mails, term, index):
+    rows = search_trail(ActionAudit.objects.all(), term)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table would be scanned anyway
+        plan = rows.explain()
+    assert index in plan, plan
+
+
+def test_date_range_filter_takes_inclusive_days(admin_client, workspace):
+    job = factories.make_job(workspace)
+    now = timezone.now()
+    old = factories.make_audit(job, created_at=now - timedelta(days=10))
+    recent = factories.make_audit(job, created_at=now - timedelta(days=2))
+    day = (now - timedelta(days=2)).date().isoformat()
+    assert listed(admin_client, f"?created_at__from={day}&created_at__to={day}") == {recent.pk}
+    start = (now - timedelta(days=10)).date().isoformat()
+    assert listed(admin_client, f"?created_at__from={start}") == {old.pk, recent.pk}
+    assert listed(admin_client, f"?created_at__to={start}") == {old.pk}
+    assert admin_client.get(LIST + "?created_at__from=yesterday").status_code in (200, 302)
+    assert listed(admin_client, "") == {old.pk, recent.pk}  # positive control
+
+
+def test_list_shows_short_ids_and_times_to_the_second_with_the_zone(admin_client, workspace):
+    job = factories.make_job(workspace)
+    row = factories.make_audit(job, created_at=timezone.now().replace(microsecond=0))
+    page = admin_client.get(LIST).content.decode()
+    assert row.created_at.strftime("%Y-%m-%d %H:%M:%S UTC") in page
+    assert f'title="{job.pk}">{str(job.pk)[:8]}</a>' in page
+    assert f">{job.pk}<" not in page  # the whole id only on hover and on the job's page
+
+
+def test_csv_export_has_every_column_an_auditor_needs_in_utc(admin_client, workspace):
+    job = factories.make_job(workspace)
+    now = timezone.now()
+    row = factories.make_audit(
+        job,
+        arguments={"to": ["a@acme.com"], "cc": ["b@x.example"], "subject": "Hi", "body": "b"},
+        result={"provider_message_id": "gm-1", "message_id": "<audit-1@x>"},
+        hold_reason="recipient_outside_allowed_domains",
+        hold_details=["not in an allowed domain: b@x.example"],
+        decision="approve",
+        decided_by="admin:ann",
+        decided_at=now,
+        expires_at=now + timedelta(hours=24),
+        arguments_hash="f" * 64,
+        approved_arguments_hash="f" * 64,
+        finished_at=now,
+    )
+    response = admin_client.get(LIST + "export/")
+    (line,) = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+
+    assert line["id"] == str(row.pk) and line["job"] == str(job.pk)
+    assert line["workspace"] == workspace.pk and line["action"] == "gmail.send"
+    assert (line["recipients"], line["subject"]) == ("a@acme.com b@x.example", "Hi")
+    assert (line["status"], line["reason"]) == ("executed", "")
+    assert line["hold_reason"] == "recipient_outside_allowed_domains"
+    assert (line["decision"], line["decided_by"]) == ("approve", "admin:ann")
+    assert line["arguments_hash"] == line["approved_arguments_hash"] == "f" * 64
+    assert (line["provider_message_id"], line["message_id"]) == ("gm-1", "<audit-1@x>")
+    for column in ("created_at", "decided_at", "expires_at", "finished_at"):
+        assert line[column].endswith("Z") and "T" in line[column], column
+    assert line["decided_at"].startswith(now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))

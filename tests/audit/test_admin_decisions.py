@@ -58,6 +58,7 @@ def test_admin_rejects_pending_actions(admin_client, pending_pair):
         "rejected_by_reviewer",
         "admin:ann",
     )
+    assert (first.hold_reason, first.decision) == ("approval_required", "reject")
     assert second.status == Status.PENDING_APPROVAL  # positive control: only the selection
     assert queue_length() == 0
 

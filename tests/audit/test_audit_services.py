@@ -51,7 +51,7 @@ def test_a_final_row_never_changes_again(executing):
     assert not audit.finish_action(row=executing, status=Status.EXECUTED, result={})
     assert not audit.start_action(row=executing)
     assert not audit.decide_pending(
-        row_id=executing.pk, status=Status.REJECTED, decided_by="x", reason="r"
+        row_id=executing.pk, decision=ActionAudit.Decision.REJECT, decided_by="x", reason="r"
     )
     row = ActionAudit.objects.get(pk=executing.pk)
     assert (row.status, row.decided_by) == (Status.FAILED, "")

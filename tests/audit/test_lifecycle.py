@@ -87,3 +87,9 @@ def test_a_row_the_rechecked_policy_holds_stays_open(job):
 
     stored = ActionAudit.objects.get(pk=row.pk)
     assert (stored.status, stored.finished_at) == (Status.PENDING_APPROVAL, None)
+
+
+def test_each_decision_is_one_of_the_held_rows_moves():
+    assert set(lifecycle.DECISIONS) == set(ActionAudit.Decision)
+    for target in lifecycle.DECISIONS.values():
+        assert target in lifecycle.ALLOWED[Status.PENDING_APPROVAL]

@@ -3,6 +3,7 @@ period, new recipient domains and the busiest API keys; as text, JSON and an adm
 
 import html
 import json
+import re
 from datetime import timedelta
 from io import StringIO
 
@@ -97,11 +98,42 @@ def test_a_bad_period_is_refused(since):
         call_command("audit_report", f"--since={since}")
 
 
-def test_the_admin_page_shows_the_same_report(admin_client, history):
-    out = StringIO()
-    call_command("audit_report", "--since", "7d", stdout=out)
+def report_links(page: str) -> dict[str, str]:
+    """The report page's links: their text (tags stripped) -> URL."""
+    found = re.findall(r'<a class="report-link" href="([^"]+)">(.*?)</a>', page, re.S)
+    return {
+        html.unescape(re.sub(r"\s+", " ", text)).strip(): html.unescape(url) for url, text in found
+    }
+
+
+def listed(admin_client, url: str) -> set[int]:
+    response = admin_client.get(url)
+    assert response.status_code == 200, url
+    return {row.pk for row in response.context["cl"].result_list}
+
+
+def test_the_admin_page_shows_the_report_with_links_to_the_rows_it_counts(admin_client, history):
     page = admin_client.get("/admin/audit/actionaudit/report/?since=7d").content.decode()
-    shown = html.unescape(page.split('<pre id="audit-report">')[1].split("</pre>")[0])
-    # The same lines, the first aside (its "until" is the moment each was built).
-    assert shown.splitlines()[1:] == out.getvalue().splitlines()[1:]
-    assert "change +1" in shown
+    expected = report_json("--since", "7d")["workspaces"]["ws-a"]
+    ws_a = page.split('id="report-ws-a"')[1].split('id="report-ws-b"')[0]
+    links = report_links(ws_a)
+
+    for status, count in expected["by_status"].items():
+        assert f"{status} {count}" in links
+    this_week = ActionAudit.objects.filter(
+        workspace_id="ws-a", created_at__gte=timezone.now() - timedelta(days=7)
+    )
+    assert listed(admin_client, links["denied 2"]) == set(
+        this_week.filter(status=Status.DENIED).values_list("pk", flat=True)
+    )
+    assert set(listed(admin_client, links["2 denied this period"])) == set(
+        this_week.filter(status=Status.DENIED).values_list("pk", flat=True)
+    )
+    # The period before: its one denied row of ws-a, none of this week's.
+    (before,) = listed(admin_client, links["1 denied the period before"])
+    assert ActionAudit.objects.get(pk=before).created_at < timezone.now() - timedelta(days=7)
+    (new_domain,) = listed(admin_client, links["new.example"])
+    assert ActionAudit.objects.get(pk=new_domain).arguments["to"] == ["x@New.example"]
+    assert "change +1" in ws_a
+    key = admin_client.get(links[f"{history['busy'].prefix} (busy)"])
+    assert [k.pk for k in key.context["cl"].result_list] == [history["busy"].pk]
