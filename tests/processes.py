@@ -14,6 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from scripts.local_stores import LocalRedis
 from scripts.run_stack import worker_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,34 +189,28 @@ def redis_server(port: int):
 
 
 class RedisServer:
+    """A throwaway redis-server (no persistence) in a temporary directory, started at once.
+
+    A thin use of scripts/local_stores.LocalRedis, the one way the project runs a redis-server."""
+
     def __init__(self, port: int, *args: str) -> None:
         self.port = port
-        self.args = args  # extra redis-server options, e.g. "--maxmemory-policy", "allkeys-lru"
-        self.process: Process | None = None
+        # Extra redis-server options, e.g. "--maxmemory-policy", "allkeys-lru".
+        self.server = LocalRedis(
+            Path(tempfile.mkdtemp(prefix="redis-")), port, appendonly=False, extra_args=args
+        )
         self.start()
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.server.url(0)
+
+    @property
+    def log_path(self) -> Path:
+        return self.server.log_path
 
     def start(self) -> None:
-        self.process = Process(
-            "redis",
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                *self.args,
-            ],
-            {**os.environ},
-        )
-        self.process.wait_for_log("Ready to accept connections")
+        self.server.start()
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-            self.process = None
+        self.server.stop()

@@ -3,7 +3,8 @@
 A real HTTP server (a thread of the test process) that behaves like the services where the
 platform depends on them: it checks the bearer token, decodes Gmail's base64url RFC 5322 message
 and checks its headers, checks Graph's message JSON, answers the token endpoints' refresh grant,
-counts deliveries, and injects faults (an error status, a delay after accepting a message).
+counts deliveries, and injects faults (an error status, a delay after accepting a message, a
+connection dropped after accepting one).
 """
 
 import base64
@@ -11,7 +12,7 @@ import itertools
 import json
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
@@ -46,12 +47,14 @@ class Delivery:
 
 @dataclass
 class Fault:
-    """Answer `status` (with `headers`) instead of sending; or accept, then wait `hang` seconds."""
+    """Answer `status` (with `headers`) instead of sending; or accept, then wait `hang` seconds;
+    with `drop`, accept (after the hang), then close the connection without answering."""
 
     status: int = 0
     headers: dict = field(default_factory=dict)
     message: str = "injected fault"
     hang: float = 0.0
+    drop: bool = False
 
 
 class FakeMailProviders:
@@ -109,6 +112,11 @@ class FakeMailProviders:
     def delivered(self, provider: str | None = None) -> list[Delivery]:
         with self.lock:
             return [d for d in self.deliveries if provider in (None, d.provider)]
+
+    def deliveries_per_message_id(self) -> Counter[str]:
+        """How many times each Message-ID was delivered: above 1 is a duplicate e-mail."""
+        with self.lock:
+            return Counter(d.message_id for d in self.deliveries)
 
     # --- serving ---------------------------------------------------------------------------
 
@@ -251,6 +259,9 @@ def _handler(fake: FakeMailProviders):
             fake.send_attempts.append((*attempt, 200))
             if fault and fault.hang:
                 time.sleep(fault.hang)  # accepted and delivered; the answer comes late
+            if fault and fault.drop:
+                self.close_connection = True  # accepted and delivered; no answer at all
+                return None
             if provider == "microsoft":
                 return self._answer(202, None)
             return self._answer(
