@@ -6,6 +6,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+# Settings read this before the app loads in each worker: requests wait at most
+# WEB_DB_POOL_TIMEOUT_SECONDS for a database connection, so an outage answers 503 at once
+# instead of holding a sync worker (and the /health queued behind it) for the pool's full wait.
+os.environ["ORCHESTRATOR_WEB_PROCESS"] = "1"
+
 # prometheus_client picks its storage when first imported, so the directory is set before any
 # worker imports the app. Each master starts from an empty one: stale files of a previous run
 # would be summed into the new counters.

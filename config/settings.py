@@ -180,12 +180,32 @@ DATABASE_URL = _url(
 )
 DB_POOL_MAX_SIZE = _int("DB_POOL_MAX_SIZE", 10, minimum=0, maximum=500)
 _database = env.db_url_config(DATABASE_URL)
+# Django's PostgreSQL backend counted by django-prometheus (django_db_* series): it wraps the
+# cursor class psycopg is given, so the pool's connections are counted too. With the pool,
+# django_db_new_connections_total counts checkouts from the pool, not new server connections.
+_database["ENGINE"] = "django_prometheus.db.backends.postgresql"
 _database["CONN_MAX_AGE"] = 0  # Django's pool requires it; the pool keeps connections open
+# How long a process waits for a connection before the query fails. An API request must not
+# hold a web worker while PostgreSQL is away: it waits WEB_DB_POOL_TIMEOUT_SECONDS, then answers
+# a JSON 503 (core/middleware.py). Workers, beat and commands wait DB_POOL_TIMEOUT_SECONDS: a
+# worker's many threads share its pool, and a busy moment must not read as an outage. The web
+# role is set by config/gunicorn.py. The connect timeout bounds each new connection (libpq
+# counts at least 2 s), so an unreachable host does not stall the pool's reconnection.
+DB_POOL_TIMEOUT_SECONDS = _float("DB_POOL_TIMEOUT_SECONDS", 10.0)
+WEB_DB_POOL_TIMEOUT_SECONDS = _float("WEB_DB_POOL_TIMEOUT_SECONDS", 1.0)
+DB_CONNECT_TIMEOUT_SECONDS = _int("DB_CONNECT_TIMEOUT_SECONDS", 3, minimum=2, maximum=300)
+WEB_PROCESS = os.environ.get("ORCHESTRATOR_WEB_PROCESS") == "1"
+_database.setdefault("OPTIONS", {})["connect_timeout"] = DB_CONNECT_TIMEOUT_SECONDS
+# Outside the web, the pool checks a connection (one empty round trip) before handing it out:
+# after PostgreSQL restarts, a worker would otherwise store a job's result on a dead connection
+# and have to hand the job back. A web request on a dead connection answers 503 once and the
+# pool drops it; the request path keeps its round trip.
+_database["CONN_HEALTH_CHECKS"] = not WEB_PROCESS
 if DB_POOL_MAX_SIZE:
-    _database.setdefault("OPTIONS", {})["pool"] = {
+    _database["OPTIONS"]["pool"] = {
         "min_size": 1,
         "max_size": DB_POOL_MAX_SIZE,
-        "timeout": 10,
+        "timeout": WEB_DB_POOL_TIMEOUT_SECONDS if WEB_PROCESS else DB_POOL_TIMEOUT_SECONDS,
     }
 # https://docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
 # true: parameters are bound on the server and psycopg prepares each statement at its fifth use
@@ -390,6 +410,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
     "max_connections": REDIS_MAX_CONNECTIONS,
 }
+# The worker's remote-control queue (celery.pidbox: `celery inspect`, Flower) is declared
+# durable, not auto-delete, so that closing its channel needs no round trip to Redis. With
+# kombu's Redis transport, a broker outage noticed on the pidbox's pub/sub connection while a
+# BRPOP is outstanding made the worker exit: Connection.collect() could not close the task
+# channel (the pending BRPOP read fails first, and Transport.close_connection stops at the
+# pidbox channel, whose auto-delete queue cannot be deleted on a dead server), detached the
+# transport anyway, and the close() Celery calls next restored the unacknowledged messages
+# through a transport with no client: AttributeError 'hostname', "Unrecoverable error", exit
+# (docs/upstream/kombu-restore-unacked.md). A durable pidbox queue's binding expires on its own
+# (control_queue_expires; kombu sweeps overdue bindings). Exclusive must be off with durable.
+CELERY_CONTROL_QUEUE_DURABLE = True
+CELERY_CONTROL_QUEUE_EXCLUSIVE = False
 CELERY_TASK_DEFAULT_QUEUE = redis_keys.JOB_QUEUE
 # Declared queues are the ones a worker consumes by default: jobs and webhook deliveries.
 CELERY_TASK_QUEUES = (Queue(redis_keys.JOB_QUEUE), Queue(redis_keys.WEBHOOK_QUEUE))

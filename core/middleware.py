@@ -1,17 +1,25 @@
-"""Request id and HTTP metrics around every request."""
+"""Request id and HTTP metrics around every request; a JSON 503 when a store is down."""
 
+import logging
 import time
 
 from django.http import HttpRequest, HttpResponse
 
 from core import log_context, metrics
+from core.errors import DEPENDENCY_ERRORS, service_unavailable
+
+logger = logging.getLogger(__name__)
 
 UNMATCHED = "<unmatched>"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestContextMiddleware:
-    """Honours or generates X-Request-ID, returns it, and counts the request by route pattern."""
+    """Honours or generates X-Request-ID, returns it, and counts the request by route pattern.
+
+    A view that fails because PostgreSQL, Redis or the broker is unreachable answers a JSON 503
+    with Retry-After, in every view (API, admin, probes) and whatever DEBUG is: an outage is
+    not a bug, and must not show a 500 or Django's HTML debug page."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
@@ -33,3 +41,16 @@ class RequestContextMiddleware:
         metrics.http_request_duration.labels(path, method).observe(elapsed)
         response["X-Request-ID"] = request_id
         return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DEPENDENCY_ERRORS):
+            return None  # a bug: Django's handler500 answers and logs the traceback
+        # One line, no traceback: during an outage every request fails the same way.
+        logger.warning(
+            "%s %s answered 503: %s: %s",
+            request.method,
+            request.path,
+            type(exception).__name__,
+            str(exception).strip()[:300],
+        )
+        return service_unavailable()

@@ -47,7 +47,10 @@ def execute_job(*, job_id: str) -> None:
     except ModelRequestFailed as exc:
         _finish(job, Status.FAILED, error_code="model_error", error_message=str(exc))
     except (OperationalError, InterfaceError):
-        raise  # the database went away: the lease runs out and the sweeper hands the job back
+        # The database went away mid-job: the job did nothing wrong, so it is handed back, not
+        # failed, and the task retries with backoff until the database answers again.
+        _hand_back_after_database_error(job)
+        raise
     except Exception as exc:
         # A fault no retry would mend (what the model wrote broke something): the job ends
         # now rather than crash every delivery until its attempts run out. Its progress is
@@ -276,6 +279,20 @@ def _hand_back(job: Job) -> None:
         lease_expires_at=None,
     )
     metrics.record(_queue_wait(job))
+
+
+def _hand_back_after_database_error(job: Job) -> None:
+    # The connection that failed may be broken: back to the pool, which discards it, so the
+    # hand-back gets a fresh one (PostgreSQL restarted: it answers again at once).
+    connections.close_all()
+    try:
+        _hand_back(job)
+    except (OperationalError, InterfaceError) as exc:
+        # Still down: the job stays running until its lease expires, then the sweeper hands
+        # it back. It is not lost either way.
+        logger.warning("job %s not handed back, the database is unavailable: %s", job.pk, exc)
+    else:
+        logger.warning("job %s handed back after a database error", job.pk)
 
 
 def _queue_wait(job: Job) -> list:

@@ -2,15 +2,18 @@
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from orchestrator import execution, services, webhooks
 from orchestrator.exceptions import ModelUnavailable
 
 
 # Unbounded Celery retries on purpose: execute_job counts attempts in the job row and fails the
-# job at JOB_MAX_ATTEMPTS, so the bound lives in one place and survives worker restarts.
+# job at JOB_MAX_ATTEMPTS, so the bound lives in one place and survives worker restarts. A
+# database error (PostgreSQL down or restarted) is retried the same way: the worker backs off
+# and resumes when it answers; execute_job has handed the job back if it had claimed it.
 @shared_task(
-    autoretry_for=(ModelUnavailable,),
+    autoretry_for=(ModelUnavailable, OperationalError, InterfaceError),
     retry_backoff=2,
     retry_backoff_max=60,
     retry_jitter=True,

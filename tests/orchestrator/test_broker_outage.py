@@ -1,4 +1,5 @@
-"""With Redis down the API still takes jobs and /ready says so; the sweeper sends them later."""
+"""With Redis down the API still takes jobs and /ready says so; the sweeper sends them later.
+A worker holding messages when Redis dies reconnects, and every job runs once."""
 
 import json
 import time
@@ -10,8 +11,9 @@ import redis
 
 from core import redis_keys
 from orchestrator.models import Job
+from scripts.local_stores import LocalRedis
 from tests.helpers import wait_for_job
-from tests.processes import RedisServer, free_port, start_web
+from tests.processes import RedisServer, free_port, start_web, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,3 +99,77 @@ def test_ready_reports_redis_down_then_recovers(web_without_redis, redis_server)
 
     assert status == 200, body
     assert body["ready"] is True
+
+
+# --- A worker survives the loss of its broker ----------------------------------------------
+
+
+@pytest.fixture
+def persistent_redis(tmp_path):
+    """A redis-server of our own with its AOF on, as production runs it, to kill or stop."""
+    server = LocalRedis(tmp_path / "redis", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def submit_over_http(base_url: str, api_key: str, name: str, prompt: str) -> str:
+    status, _, job = request(
+        f"{base_url}/ai/jobs", api_key=api_key, body={"client_request_id": name, "prompt": prompt}
+    )
+    assert status == 202, job
+    return job["id"]
+
+
+@pytest.mark.parametrize("outage", ["kill", "stop"])
+def test_worker_holding_messages_outlives_its_redis_and_runs_every_job_once(
+    outage, persistent_redis, api_key, start_worker_with, simulator
+):
+    web, base_url = start_web(REDIS_URL=persistent_redis.url())
+    # With the sweeper, as shipped: it sends what was accepted while Redis was away.
+    worker = start_worker_with(
+        beat=True,
+        REDIS_URL=persistent_redis.url(),
+        SWEEP_INTERVAL_SECONDS="1",
+        JOB_REQUEUE_AFTER_SECONDS="2",
+    )
+    pid = worker.popen.pid
+    try:
+        # Fewer jobs than the worker's prefetch, so that it holds them unacknowledged with a
+        # BRPOP outstanding for more: the state in which losing Redis made workers exit.
+        held = [
+            submit_over_http(base_url, api_key, f"held-{n}", "SLEEP 3000\nslow job")
+            for n in range(4)
+        ]
+        wait_until(
+            lambda: Job.objects.filter(pk__in=held, status=Job.Status.RUNNING).count() == 4,
+            timeout=15,
+        )
+        time.sleep(1.2)  # the AOF is written every second
+
+        getattr(persistent_redis, outage)()
+        during = [
+            submit_over_http(base_url, api_key, f"during-{n}", "accepted while Redis is away")
+            for n in range(2)
+        ]
+        time.sleep(2)
+        persistent_redis.start()
+        after = [
+            submit_over_http(base_url, api_key, f"after-{n}", "sent once Redis is back")
+            for n in range(2)
+        ]
+
+        jobs = held + during + after
+        for job_id in jobs:
+            finished = wait_for_job(job_id, timeout=60)
+            assert finished.status == Job.Status.SUCCEEDED, (job_id, worker.log()[-3000:])
+        # The same process goes on consuming: it neither exited nor was replaced.
+        assert worker.popen.poll() is None, worker.log()[-3000:]
+        assert worker.popen.pid == pid
+        assert "Unrecoverable error" not in worker.log()
+        # Every job reached the model exactly once, redeliveries and republished messages
+        # included.
+        assert simulator.requests() == len(jobs)
+        assert sum(job.usage["model_calls"] for job in Job.objects.filter(pk__in=jobs)) == len(jobs)
+    finally:
+        web.stop()
