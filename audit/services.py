@@ -135,11 +135,11 @@ def hold_fields(
     }
 
 
-def _count_outcome(action: str, status: str, reason: str = "") -> None:
+def _count_outcome(action: str, status: str, reason: str = "", *, amount: int = 1) -> None:
     # The action label takes known names only: a model may invent any tool name. Reasons are
     # codes our own modules write, a bounded set.
     name = action if action in ACTION_NAMES else "other"
-    metrics.count("ai_actions", action=name, status=status, reason=reason)
+    metrics.count("ai_actions", amount, action=name, status=status, reason=reason)
 
 
 def start_action(*, row: ActionAudit) -> bool:
@@ -182,9 +182,13 @@ def decide_pending(
         changes["approved_arguments_hash"] = arguments_hash
     else:
         changes.update(reason=reason, finished_at=now)
-    return lifecycle.move(
+    moved = lifecycle.move(
         row_id, source=Status.PENDING_APPROVAL, target=target, when=when, **changes
     )
+    if moved and target != Status.EXECUTING:  # an approved action is counted when it ends
+        action = ActionAudit.objects.values_list("action", flat=True).get(pk=row_id)
+        _count_outcome(action, target, reason)
+    return moved
 
 
 def pending_count(*, workspace_id: str | None = None) -> int:
@@ -196,17 +200,28 @@ def pending_count(*, workspace_id: str | None = None) -> int:
 def expire_pending(*, now=None, row_id: int | None = None) -> int:
     """Move pending rows past their expiry to `expired`; returns how many."""
     now = now or timezone.now()
-    rows = ActionAudit.objects.filter(expires_at__lte=now)
+    rows = ActionAudit.objects.filter(status=Status.PENDING_APPROVAL, expires_at__lte=now)
     if row_id is not None:
         rows = rows.filter(pk=row_id)
-    return lifecycle.move_all(
-        rows,
-        source=Status.PENDING_APPROVAL,
-        target=Status.EXPIRED,
-        reason="approval_expired",
-        updated_at=now,
-        finished_at=now,
-    )
+    by_action: dict[str, list[int]] = {}
+    for pk, action in rows.values_list("pk", "action"):
+        by_action.setdefault(action, []).append(pk)
+    expired = 0
+    # One UPDATE per action name, so each expiry is counted under its action; a row decided
+    # meanwhile is no longer pending and neither moves nor counts.
+    for action, ids in by_action.items():
+        moved = lifecycle.move_all(
+            ActionAudit.objects.filter(pk__in=ids),
+            source=Status.PENDING_APPROVAL,
+            target=Status.EXPIRED,
+            reason="approval_expired",
+            updated_at=now,
+            finished_at=now,
+        )
+        if moved:
+            _count_outcome(action, Status.EXPIRED, "approval_expired", amount=moved)
+        expired += moved
+    return expired
 
 
 def actions_for_job(job_id) -> list[ActionAudit]:

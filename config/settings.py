@@ -126,7 +126,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so the request id and the metrics cover everything below, errors included.
+    # https://github.com/korfuri/django-prometheus: the django_http_* series by view, status and
+    # method. Before, first, and after, last, so that its latency covers every middleware.
+    # Not in INSTALLED_APPS: its app only starts a separate exporter port or exports migrations
+    # at start-up, and /metrics serves every series (core/metrics.py).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # First of ours, so the request id and the metrics cover everything below, errors included.
     "core.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and Swagger UI's static files from the app itself: no CDN, no extra
@@ -138,6 +143,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -510,8 +516,12 @@ SPECTACULAR_SETTINGS = {
 # shared. Flower's own /metrics has no authentication at all: keep port 5555 private.
 
 METRICS_TOKEN = _str("METRICS_TOKEN")
+# HTTP headers carry bytes: a token outside printable ASCII could never be sent by a scraper, and
+# /metrics compares bytes, so it would lock Prometheus out rather than fail at start-up.
+if METRICS_TOKEN and not (METRICS_TOKEN.isascii() and METRICS_TOKEN.isprintable()):
+    raise ImproperlyConfigured("METRICS_TOKEN must be printable ASCII (a header value)")
 # One series per workspace grows with the number of tenants: opt in where they are few. Read by
-# the workers, which record the series.
+# the processes that record the series: the workers, and the web for cancellations.
 METRICS_WORKSPACE_LABEL = _bool("METRICS_WORKSPACE_LABEL", False)
 
 # --- Logging ----------------------------------------------------------------------------------

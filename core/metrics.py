@@ -3,12 +3,15 @@
 Web processes run under gunicorn (several per host) and Celery workers run on other hosts, so a
 job's counters cannot live in one process's memory. Shared counters and histograms are Redis
 hash fields (one HINCRBY per event, pipelined); /metrics reads them at scrape together with
-the queue depth and the live workers. HTTP series are per web host: prometheus_client's
+the depth of every queue and the live workers. HTTP series are per web host: prometheus_client's
 multiprocess mode sums a host's gunicorn workers and Prometheus sums the hosts.
 
-prometheus-client directly rather than django-prometheus: the runbook needs the exact names
-http_requests_total{path,method,status} and http_request_duration_seconds{path,method}, where
-django-prometheus exports django_http_* series labelled by view and records more per request.
+Two families of HTTP series: the runbook's exact names, http_requests_total{path,method,status}
+and http_request_duration_seconds{path,method} (core/middleware.py), and django-prometheus's
+django_http_* (by view) and django_db_* (its database backend, config/settings.py), which the
+standard Django dashboards read. Both are prometheus_client series of the default registry, so
+the same multiprocess mode sums them. Celery workers record django_db_* in their own memory
+only: no one scrapes a worker, and what workers do is in the shared ai_* series.
 """
 
 import json
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import redis
+from django.conf import settings
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -30,6 +34,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from core import redis_keys, workers
 from core.redis_client import get_redis
@@ -90,10 +95,19 @@ SHARED: dict[str, Spec] = {
         "histogram", "Model request latency.", (), MODEL_BUCKETS
     ),
     "ai_model_tokens": Spec("counter", "Tokens used, by kind.", ("kind",)),
+    # reason: the code the trail keeps (approval_required, invalid_arguments, ...), a set our
+    # code bounds; never text a model or a provider wrote.
     "ai_actions": Spec(
-        "counter", "Proposed actions by action and final status.", ("action", "status")
+        "counter",
+        "Proposed actions by action, final status and reason.",
+        ("action", "status", "reason"),
     ),
     "ai_sweeper_republished": Spec("counter", "Jobs the sweeper published again."),
+    "ai_webhook_attempts": Spec(
+        "counter",
+        "Webhook delivery attempts: delivered, retrying (failed, tried again), failed (given up).",
+        ("outcome",),
+    ),
     "ai_workspace_jobs_finished": Spec(
         "counter", "Jobs finished, by workspace (METRICS_WORKSPACE_LABEL).", ("workspace", "status")
     ),
@@ -233,23 +247,44 @@ def _write(commands: list[Command]) -> None:
 # --- Exposition -------------------------------------------------------------------------------
 
 
+def queue_names() -> list[str]:
+    """Every queue the platform publishes to: the ones Celery declares (jobs, webhooks)."""
+    return [queue.name for queue in settings.CELERY_TASK_QUEUES]
+
+
+def queue_depths(client: redis.Redis) -> dict[str, int]:
+    """Messages waiting in each queue, in one round trip (Celery's Redis transport keeps a
+    queue as a list under its name)."""
+    names = queue_names()
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.llen(name)
+    return dict(zip(names, pipe.execute(), strict=True))
+
+
 class SharedCollector:
-    """Reads the shared series, the queue depth and the live workers from Redis at scrape."""
+    """Reads the shared series, the queue depths and the live workers from Redis at scrape."""
 
     def collect(self) -> Iterator[Metric]:
         client = get_redis()
         try:
             pipe = client.pipeline(transaction=False)
             pipe.hgetall(redis_keys.METRICS)
-            pipe.llen(redis_keys.JOB_QUEUE)
-            fields, depth = pipe.execute()
+            for name in queue_names():
+                pipe.llen(name)
+            fields, *depths = pipe.execute()
             live = workers.live_workers()
         except redis.RedisError as exc:
             logger.warning("shared metrics unavailable, Redis unreachable: %s", exc)
             yield _gauge("ai_metrics_store_up", "1 if Redis answered the scrape.", 0)
             return
         yield _gauge("ai_metrics_store_up", "1 if Redis answered the scrape.", 1)
-        yield _gauge("ai_queue_depth_total", "Messages waiting in ai:queue:pending.", depth)
+        depth = GaugeMetricFamily(
+            "ai_queue_depth_total", "Messages waiting in each queue.", labels=["queue"]
+        )
+        for name, value in zip(queue_names(), depths, strict=True):
+            depth.add_metric([name], value)
+        yield depth
         yield _gauge("ai_queue_workers", "Live Celery workers consuming the queue.", len(live))
         yield from _families(fields)
 
@@ -303,11 +338,15 @@ def _histogram(name: str, spec: Spec, values: dict[str, dict[tuple, float]]) -> 
 _shared = SharedCollector()
 
 
-def render() -> bytes:
-    """The text exposition of every series this host serves."""
+def render(*collectors: Collector) -> bytes:
+    """The text exposition of every series this host serves, and of `collectors` (series an app
+    computes at scrape)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return generate_latest(registry) + generate_latest(_shared)
+    # django-prometheus's series are in these registries too: they are prometheus_client's.
+    parts = [generate_latest(registry), generate_latest(_shared)]
+    parts.extend(generate_latest(collector) for collector in collectors)
+    return b"".join(parts)

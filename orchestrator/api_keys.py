@@ -192,6 +192,24 @@ def _touch_last_used(api_key: ApiKey, now: datetime) -> None:
     api_key.last_used_at = now
 
 
+def list_api_keys(*, workspace: Workspace | None = None) -> list[ApiKey]:
+    """Keys of one workspace, or of all, oldest first (for operators: never a secret)."""
+    keys = ApiKey.objects.order_by("workspace_id", "created_at", "pk")
+    if workspace is not None:
+        keys = keys.filter(workspace=workspace)
+    return list(keys)
+
+
+def find_api_key(reference: str) -> ApiKey | None:
+    """The key whose public prefix is `reference`, else the key whose id it is."""
+    reference = reference.strip()
+    # The prefix first: a prefix of digits only would otherwise name two keys.
+    api_key = ApiKey.objects.filter(prefix=reference).first()
+    if api_key is None and reference.isdigit() and len(reference) <= 18:  # ids fit a bigint
+        api_key = ApiKey.objects.filter(pk=int(reference)).first()
+    return api_key
+
+
 def revoke_api_key(*, api_key: ApiKey) -> None:
     """Revoke a key from now on; revoking twice keeps the first time."""
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -1,7 +1,9 @@
 """Cancelling a job: stored in PostgreSQL, so it survives worker restarts and late messages."""
 
+from django.conf import settings
 from django.utils import timezone
 
+from core import metrics
 from core.exceptions import OrchestratorError
 from orchestrator import lifecycle
 from orchestrator.models import Job
@@ -36,6 +38,16 @@ def cancel_job(*, job: Job) -> Job:
     job.refresh_from_db()
     if cancelled:
         record_job_event(job_id=job.pk)
+        # Counted here, by the one caller whose move won: a running job's worker then finds the
+        # job no longer its own and records no outcome (execution._finish).
+        metrics.record(
+            metrics.counted("ai_jobs_finished", status=Status.CANCELLED),
+            metrics.counted(
+                "ai_workspace_jobs_finished", workspace=job.workspace_id, status=Status.CANCELLED
+            )
+            if settings.METRICS_WORKSPACE_LABEL
+            else [],
+        )
     elif job.status != Status.CANCELLED:
         raise JobAlreadyFinished(f"The job already {job.status}; it cannot be cancelled.")
     return job

@@ -1,9 +1,13 @@
-"""Liveness (/health), readiness (/ready) and metrics (/metrics) for operators and probes."""
+"""Liveness (/health), readiness (/ready) and metrics (/metrics) for operators and probes.
+
+/health touches nothing: it answers while PostgreSQL and Redis are down. /ready probes each
+store within a short timeout of its own and says which one is down."""
 
 import hmac
 import time
 from collections.abc import Callable
 
+import redis
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.migrations.executor import MigrationExecutor
@@ -11,11 +15,20 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from audit.metrics import PendingApprovalsCollector
 from core import metrics, redis_keys, workers
 from core.errors import error_body
 from core.redis_client import get_redis
 
+# The longest /ready waits for Redis. The database probe is bounded by the pool's timeout,
+# short in web processes (WEB_DB_POOL_TIMEOUT_SECONDS).
+READY_PROBE_TIMEOUT_SECONDS = 1.0
+# Checks that read a store are not run while it is down: they would fail the same way, each
+# after its own wait.
+NEEDS = {"queue": "redis", "workers": "redis", "redis_policy": "redis", "migrations": "database"}
+
 _migrations_applied = False
+_approvals = PendingApprovalsCollector()
 
 
 def _database() -> dict:
@@ -25,12 +38,27 @@ def _database() -> dict:
 
 
 def _redis() -> dict:
-    get_redis().ping()
+    # A client of its own with a short timeout: a Redis that accepts connections but does not
+    # answer would hold the shared client for its full command timeout.
+    probe = redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=READY_PROBE_TIMEOUT_SECONDS,
+        socket_connect_timeout=READY_PROBE_TIMEOUT_SECONDS,
+    )
+    try:
+        probe.ping()
+    finally:
+        probe.close()
     return {}
 
 
 def _queue() -> dict:
-    return {"depth": get_redis().llen(redis_keys.JOB_QUEUE)}
+    depths = metrics.queue_depths(get_redis())
+    # The webhook backlog is for information: deliveries waiting delay no job, so it fails nothing.
+    return {
+        "depth": depths[redis_keys.JOB_QUEUE],
+        "webhook_depth": depths[redis_keys.WEBHOOK_QUEUE],
+    }
 
 
 def _workers() -> dict:
@@ -75,8 +103,12 @@ CHECKS: dict[str, Callable[[], dict]] = {
 
 def run_checks() -> dict[str, dict]:
     """Run every readiness check; each reports ok, latency_ms, error and its own details."""
-    results = {}
+    results: dict[str, dict] = {}
     for name, check in CHECKS.items():
+        needed = NEEDS.get(name)
+        if needed and not results[needed]["ok"]:
+            results[name] = {"ok": False, "latency_ms": 0, "error": f"{needed} is unavailable"}
+            continue
         started = time.perf_counter()
         try:
             details, error = check(), None
@@ -117,4 +149,4 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             response = JsonResponse(body, status=401)
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    return HttpResponse(metrics.render(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(metrics.render(_approvals), content_type=CONTENT_TYPE_LATEST)

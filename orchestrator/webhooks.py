@@ -24,6 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from core import metrics
 from core.exceptions import OrchestratorError
 from core.publish import publish_on_commit
 from orchestrator.models import Job, WebhookAttempt, WebhookDelivery
@@ -196,11 +197,14 @@ def deliver_webhook(*, delivery_id: str) -> None:
         new_status = Delivery.FAILED
     else:
         new_status = Delivery.PENDING
-    WebhookDelivery.objects.filter(pk=delivery.pk, status=Delivery.PENDING).update(
+    moved = WebhookDelivery.objects.filter(pk=delivery.pk, status=Delivery.PENDING).update(
         status=new_status,
         attempts=F("attempts") + 1,
         delivered_at=now if delivered else None,
     )
+    if moved:  # a redelivered message that lost the race records nothing twice
+        outcome = "retrying" if new_status == Delivery.PENDING else new_status
+        metrics.count("ai_webhook_attempts", outcome=outcome)
     if new_status == Delivery.FAILED:
         logger.warning("webhook %s given up after %d attempts", delivery.pk, delivery.attempts + 1)
     elif new_status == Delivery.PENDING:

@@ -58,7 +58,8 @@ def test_every_alert_exists_and_has_a_unit_test_that_fires_it():
 
 def test_the_runbook_alerts_keep_their_thresholds():
     rules = alerts()
-    assert "ai_queue_depth_total) > 1000" in rules["AIQueueDepthHigh"]["expr"]
+    jobs_depth = 'ai_queue_depth_total{queue="ai:queue:pending"})'
+    assert f"{jobs_depth} > 1000" in rules["AIQueueDepthHigh"]["expr"]
     assert rules["AIQueueDepthHigh"]["for"] == "5m"
     assert "rate(ai_queue_dequeue_total[5m])) == 0" in rules["AIJobProcessingStalled"]["expr"]
     assert rules["AIJobProcessingStalled"]["for"] == "10m"

@@ -11,8 +11,10 @@ import uuid
 import pytest
 
 from core import redis_keys
+from core.publish import publish
 from orchestrator.job_queue import publish_jobs
 from orchestrator.models import Job
+from orchestrator.webhooks import DELIVER_WEBHOOK
 from scripts.run_stack import flower_command
 from tests.helpers import http, submit, wait_for_job
 from tests.processes import BIN, ROOT, Process, free_port, http_ok, process_env, wait_until
@@ -140,18 +142,21 @@ def test_flower_requires_basic_auth(flower):
     assert http(f"{base}/metrics")[0] == 200
 
 
-def test_flower_reads_the_broker_and_the_real_depth_of_the_job_queue(flower, redis_db):
+def test_flower_reads_the_broker_and_the_real_depth_of_every_queue(flower, redis_db):
     publish_jobs([uuid.uuid4() for _ in range(3)])
+    publish(DELIVER_WEBHOOK, [[str(uuid.uuid4())] for _ in range(2)], headers={})
     base = f"http://127.0.0.1:{flower}"
 
     status, _, text = http(f"{base}/api/queues/length", headers=basic(GOOD))
 
     assert status == 200, text
     depths = {queue["name"]: queue["messages"] for queue in json.loads(text)["active_queues"]}
-    assert depths[redis_keys.JOB_QUEUE] == 3
+    assert depths == {redis_keys.JOB_QUEUE: 3, redis_keys.WEBHOOK_QUEUE: 2}
+    assert http(f"{base}/api/queues/length")[0] == 401  # the API is behind the same login
     status, _, page = http(f"{base}/broker", headers=basic(GOOD))
     assert status == 200
     assert redis_keys.JOB_QUEUE in page
+    assert redis_keys.WEBHOOK_QUEUE in page
 
 
 def test_make_runs_flower_listens_on_localhost_only(flower):

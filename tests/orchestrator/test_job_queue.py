@@ -14,6 +14,9 @@ from orchestrator.models import Job
 from tests.factories import make_job
 from tests.helpers import metric, queue_length, scrape, submit, wait_for_job
 
+# /metrics reads the approvals waiting from PostgreSQL at every scrape.
+pytestmark = pytest.mark.django_db
+
 
 def queued_messages(redis_db) -> list[dict]:
     """The queue's messages in the order workers take them (from the list's tail)."""

@@ -20,6 +20,9 @@ from tests.factories import make_job
 from tests.helpers import http, metric, queue_length, scrape, submit, wait_for_job
 from tests.processes import start_web, wait_until
 
+# /metrics reads the approvals waiting from PostgreSQL at every scrape.
+pytestmark = pytest.mark.django_db
+
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 
 
@@ -43,7 +46,7 @@ def test_runbook_series_exist_from_the_start():
 def test_shared_counters_and_histograms_are_read_from_redis():
     metrics.count("ai_jobs_finished", status="succeeded")
     metrics.count("ai_jobs_finished", 2, status="failed")
-    metrics.count("ai_actions", action="task.create", status="executed")
+    metrics.count("ai_actions", action="task.create", status="executed", reason="")
     metrics.observe("ai_job_duration_seconds", 0.3)
     metrics.observe("ai_job_duration_seconds", 400)
 

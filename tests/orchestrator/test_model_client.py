@@ -12,6 +12,9 @@ from orchestrator.exceptions import ModelRequestFailed, ModelUnavailable
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.helpers import metric, scrape
 
+# /metrics reads the approvals waiting from PostgreSQL at every scrape.
+pytestmark = pytest.mark.django_db
+
 CHAT = {"model": "gpt-4o-mini", "max_tokens": 100, "tools": []}
 
 

@@ -12,11 +12,24 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("workspace_id")
-        parser.add_argument("--provider", required=True, choices=Connection.Provider.values)
-        parser.add_argument("--access-token", required=True)
-        parser.add_argument("--refresh-token", default="")
-        parser.add_argument("--expires-in", type=int, help="seconds until the access token expires")
+        parser.add_argument("workspace_id", help="The workspace whose mail account this is.")
+        parser.add_argument(
+            "--provider",
+            required=True,
+            choices=Connection.Provider.values,
+            help="Whose API sends the mail: google (Gmail) or microsoft (Graph).",
+        )
+        parser.add_argument(
+            "--access-token", required=True, help="The OAuth access token; stored encrypted."
+        )
+        parser.add_argument(
+            "--refresh-token",
+            default="",
+            help="The OAuth refresh token, to renew the access token when it expires; optional.",
+        )
+        parser.add_argument(
+            "--expires-in", type=int, help="Seconds until the access token expires."
+        )
 
     def handle(self, *args, workspace_id, provider, access_token, refresh_token, **options):
         if not Workspace.objects.filter(pk=workspace_id).exists():

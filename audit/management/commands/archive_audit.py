@@ -13,9 +13,25 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--older-than-days", type=int, default=settings.AUDIT_RETENTION_DAYS)
-        parser.add_argument("--output-dir", type=Path, default=settings.AUDIT_ARCHIVE_DIR)
-        parser.add_argument("--batch-size", type=int, default=settings.AUDIT_ARCHIVE_BATCH_SIZE)
+        parser.add_argument(
+            "--older-than-days",
+            type=int,
+            default=settings.AUDIT_RETENTION_DAYS,
+            help="Archive final rows created more than this many days ago "
+            "(default AUDIT_RETENTION_DAYS).",
+        )
+        parser.add_argument(
+            "--output-dir",
+            type=Path,
+            default=settings.AUDIT_ARCHIVE_DIR,
+            help="Absolute directory for the archive files (default AUDIT_ARCHIVE_DIR).",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=settings.AUDIT_ARCHIVE_BATCH_SIZE,
+            help="Rows written and deleted per transaction (default AUDIT_ARCHIVE_BATCH_SIZE).",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Report; change nothing.")
 
     def handle(self, *args, older_than_days, output_dir, batch_size, dry_run, **options):

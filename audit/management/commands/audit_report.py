@@ -13,7 +13,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--since", default="7d", help="Period: 24h, 7d, 2w (default 7d).")
-        parser.add_argument("--format", choices=["text", "json"], default="text")
+        parser.add_argument(
+            "--format",
+            choices=["text", "json"],
+            default="text",
+            help="text for people (default), json for programs.",
+        )
 
     def handle(self, *args, since, format, **options):
         try:

@@ -32,7 +32,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("workspace_id")
+        parser.add_argument("workspace_id", help="The workspace to change.")
         parser.add_argument(
             "--allowed-actions",
             help="Comma-separated actions; an empty value returns to ALLOW_ACTIONS_DEFAULT.",

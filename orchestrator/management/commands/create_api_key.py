@@ -8,10 +8,16 @@ class Command(BaseCommand):
     help = "Create an API key and print it, alone on stdout, this once only."
 
     def add_arguments(self, parser):
-        parser.add_argument("--workspace", required=True)
+        parser.add_argument("--workspace", required=True, help="The id of the key's workspace.")
         parser.add_argument("--scopes", required=True, help=f"Comma-separated: {','.join(SCOPES)}")
-        parser.add_argument("--name", default="")
-        parser.add_argument("--expires-in-days", type=int)
+        parser.add_argument(
+            "--name", default="", help="What the key is for, shown by list_api_keys; optional."
+        )
+        parser.add_argument(
+            "--expires-in-days",
+            type=int,
+            help="Days until the key stops working (at least 1); default: it never expires.",
+        )
 
     def handle(self, *args, workspace, scopes, name, expires_in_days, **options):
         ws = Workspace.objects.filter(pk=workspace).first()

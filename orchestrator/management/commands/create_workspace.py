@@ -7,8 +7,10 @@ class Command(BaseCommand):
     help = "Create a workspace: create_workspace ws-123 --name 'Acme'"
 
     def add_arguments(self, parser):
-        parser.add_argument("workspace_id")
-        parser.add_argument("--name", required=True)
+        parser.add_argument(
+            "workspace_id", help="The workspace's id, e.g. ws-123 (letters, digits, - and _)."
+        )
+        parser.add_argument("--name", required=True, help="A name people recognise.")
         parser.add_argument(
             "--allowed-actions",
             help="Comma-separated actions; omit to follow ALLOW_ACTIONS_DEFAULT.",

@@ -10,8 +10,14 @@ class Command(BaseCommand):
     help = "Ensure the local demo workspace and a working key (kept in --key-file); print the key."
 
     def add_arguments(self, parser):
-        parser.add_argument("--workspace", default="ws-demo")
-        parser.add_argument("--key-file", default=".run/demo-api-key")
+        parser.add_argument(
+            "--workspace", default="ws-demo", help="The demo workspace's id (default ws-demo)."
+        )
+        parser.add_argument(
+            "--key-file",
+            default=".run/demo-api-key",
+            help="Where the demo key is kept between runs (default .run/demo-api-key).",
+        )
 
     def handle(self, *args, workspace, key_file, **options):
         ws, _ = Workspace.objects.get_or_create(pk=workspace, defaults={"name": "Demo"})
