@@ -368,7 +368,7 @@ AI_MAX_ACTIONS_PER_JOB = _int("AI_MAX_ACTIONS_PER_JOB", 10, minimum=0, maximum=1
 # --- Job lifecycle ----------------------------------------------------------------------------
 
 JOB_MAX_ATTEMPTS = _int("JOB_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
-JOB_LEASE_SECONDS = _int("JOB_LEASE_SECONDS", 300, minimum=1)
+JOB_LEASE_SECONDS = _int("JOB_LEASE_SECONDS", 600, minimum=1)
 JOB_REQUEUE_AFTER_SECONDS = _int("JOB_REQUEUE_AFTER_SECONDS", 120, minimum=1)
 SWEEP_INTERVAL_SECONDS = _int("SWEEP_INTERVAL_SECONDS", 30, minimum=1)
 
@@ -378,6 +378,13 @@ if JOB_LEASE_SECONDS <= LONGEST_JOB_SECONDS:
     raise ImproperlyConfigured(
         f"JOB_LEASE_SECONDS ({JOB_LEASE_SECONDS}) must exceed the longest job, "
         f"(AI_MAX_TOOL_ROUNDS + 1) x AI_REQUEST_TIMEOUT_SECONDS = {LONGEST_JOB_SECONDS:g}"
+    )
+# The lease is renewed before each action, not during its connector call: a call that outlasted
+# it would let the sweeper hand the job to a second worker while the first one is still sending.
+if ACTIONS_BACKEND == "live" and _longest_call >= JOB_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        f"JOB_LEASE_SECONDS ({JOB_LEASE_SECONDS}) must exceed the longest connector call "
+        f"(retries, a token refresh and their waits included): {_longest_call:g}"
     )
 
 # --- Audit ----------------------------------------------------------------------------------

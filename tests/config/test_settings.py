@@ -121,7 +121,7 @@ def test_local_development_needs_no_variable_but_debug(defaults, name, expected)
 
 
 def test_default_job_lease_and_visibility_timeout_satisfy_their_own_rules(defaults):
-    # The defaults (lease 300 s, visibility 3600 s) must pass the checks start-up applies.
+    # The defaults (lease 600 s, visibility 3600 s) must pass the checks start-up applies.
     assert defaults["BROKER_VISIBILITY_TIMEOUT_SECONDS"] > defaults["JOB_LEASE_SECONDS"]
 
 
@@ -298,3 +298,15 @@ def test_celery_loads_the_project_with_good_values():
 @pytest.mark.parametrize("token", ["tökén", "two\tparts", "nul\x01"])
 def test_a_metrics_token_no_scraper_could_send_stops_start_up(token):
     assert_refuses_to_start("METRICS_TOKEN", DEBUG="true", METRICS_TOKEN=token)
+
+
+@pytest.mark.parametrize(("lease", "starts"), [("300", False), ("325", False), ("326", True)])
+def test_with_live_connectors_the_job_lease_must_outlast_the_longest_connector_call(
+    lease, starts
+):
+    # The defaults: (SEND_MAX_RETRIES 3 + 2) x (connect 5 + read 30 + retry wait 30) = 325 s.
+    variables = {"DEBUG": "true", "ACTIONS_BACKEND": "live", "JOB_LEASE_SECONDS": lease}
+    if starts:
+        assert load_settings(**variables)["JOB_LEASE_SECONDS"] == int(lease)
+    else:
+        assert_refuses_to_start("JOB_LEASE_SECONDS", **variables)
