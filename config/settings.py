@@ -166,14 +166,14 @@ TEMPLATES = [
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
+# Times in pages to the second with the zone (core/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["core.formats"]
 USE_TZ = True
 STATIC_URL = "static/"
 # No collectstatic: WhiteNoise serves straight from the apps (WHITENOISE_USE_FINDERS).
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# Times in pages to the second with the zone (core/formats/en/formats.py).
-FORMAT_MODULE_PATH = ["core.formats"]
 
 # --- Database ---------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
@@ -539,10 +539,6 @@ METRICS_WORKSPACE_LABEL = _bool("METRICS_WORKSPACE_LABEL", False)
 # Every handler scrubs query strings and API keys from every record (log_scrubbing.py): a key a
 # client put in a URL must reach no log line, whichever logger writes it.
 
-# HTTP headers carry bytes: a token outside printable ASCII could never be sent by a scraper, and
-# /metrics compares bytes, so it would lock Prometheus out rather than fail at start-up.
-if METRICS_TOKEN and not (METRICS_TOKEN.isascii() and METRICS_TOKEN.isprintable()):
-    raise ImproperlyConfigured("METRICS_TOKEN must be printable ASCII (a header value)")
 LOG_LEVEL = _str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(f"LOG_LEVEL must be a logging level name, got {LOG_LEVEL!r}")

@@ -12,6 +12,9 @@ from tests import factories
 from tests.fakes.mail_providers import FakeMailProviders
 from tests.processes import RedisServer, Simulator, free_port, start_worker
 
+# Every file, directory and process a test makes is gone after it, unless the test failed.
+pytest_plugins = ["tests.housekeeping"]
+
 
 @pytest.fixture(autouse=True)
 def redis_db():

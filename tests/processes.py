@@ -52,7 +52,10 @@ def test_database_url() -> str:
 
 
 class Process:
-    """A child process whose output goes to a log file the test can read on failure."""
+    """A child process whose output goes to a log file the test can read on failure.
+
+    The log is made with `tempfile`, so it lives in the test's own directory
+    (tests/housekeeping.py): removed after the test, kept when the test failed."""
 
     def __init__(
         self, name: str, command: list[str], env: dict[str, str], cwd: Path = ROOT
@@ -83,10 +86,13 @@ class Process:
     def wait_for_log(self, text: str, timeout: float = 30) -> None:
         def seen() -> bool:
             if self.popen.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{self.log()[-3000:]}")
+                raise RuntimeError(
+                    f"{self.name} exited early (log: {self.log_path}):\n{self.log()[-3000:]}"
+                )
             return text in self.log()
 
-        wait_until(seen, timeout=timeout, message=f"{self.name} never logged {text!r}")
+        message = f"{self.name} never logged {text!r} (log: {self.log_path})"
+        wait_until(seen, timeout=timeout, message=message)
 
 
 def process_env(**overrides: str) -> dict[str, str]:

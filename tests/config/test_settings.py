@@ -95,7 +95,7 @@ def defaults():
     ("name", "expected"),
     [
         ("DEBUG", True),
-        ("DB_ENGINE", "django.db.backends.postgresql"),
+        ("DB_ENGINE", "django_prometheus.db.backends.postgresql"),
         ("DB_NAME", "orchestrator"),
         ("DB_HOST", "127.0.0.1"),
         ("DB_PORT", 5432),

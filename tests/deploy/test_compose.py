@@ -1,6 +1,8 @@
 """docker-compose.yml describes the production-like single host the issue asks for. No Docker
 engine runs here, so the file is parsed and its properties checked."""
 
+import os
+import shutil
 import subprocess
 
 import pytest
@@ -29,6 +31,7 @@ def test_every_service_is_there():
         "beat",
         "flower",
         "prometheus",
+        "grafana",
         "simulator",
     }
 
@@ -126,3 +129,53 @@ def test_prometheus_config_is_valid():
         ["promtool", "check", "config", str(config)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+LONG_RUNNING = set(SERVICES) - {"migrate"}
+
+
+@pytest.mark.parametrize("service", sorted(LONG_RUNNING))
+def test_every_long_running_service_is_restarted_when_it_exits(service):
+    assert SERVICES[service]["restart"] == "unless-stopped"
+
+
+def test_the_worker_is_healthy_only_while_its_own_node_answers_a_ping():
+    check = SERVICES["worker"]["healthcheck"]
+    assert check["test"][0] == "CMD-SHELL"
+    # `$$` is compose's escape: the shell sees $HOSTNAME, the node's name is celery@<hostname>.
+    assert "celery -A config inspect ping --destination celery@$$HOSTNAME" in check["test"][1]
+    assert check["retries"] >= 1 and "start_period" in check
+
+
+def test_beat_is_healthy_only_while_its_schedule_file_keeps_being_written():
+    check = " ".join(SERVICES["beat"]["healthcheck"]["test"])
+    assert "/app/.run/celerybeat-schedule" in check
+    assert "getmtime" in check and "< 600" in check
+    assert "-s /app/.run/celerybeat-schedule" in command("beat")
+
+
+def test_flower_is_healthy_while_its_healthcheck_page_answers():
+    check = " ".join(SERVICES["flower"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:5555/healthcheck" in check
+
+
+def compose_plugin() -> bool:
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(
+    shutil.which("docker") is None or not compose_plugin(),
+    reason="the docker compose plugin is not installed: the YAML checks above stand in",
+)
+def test_docker_compose_accepts_the_file():
+    result = subprocess.run(
+        ["docker", "compose", "--file", "docker-compose.yml", "config", "--quiet",
+         "--no-env-resolution"],
+        cwd=ROOT,
+        env={**os.environ, "GRAFANA_ADMIN_PASSWORD": "placeholder"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
