@@ -301,9 +301,7 @@ def test_a_metrics_token_no_scraper_could_send_stops_start_up(token):
 
 
 @pytest.mark.parametrize(("lease", "starts"), [("300", False), ("325", False), ("326", True)])
-def test_with_live_connectors_the_job_lease_must_outlast_the_longest_connector_call(
-    lease, starts
-):
+def test_with_live_connectors_the_job_lease_must_outlast_the_longest_connector_call(lease, starts):
     # The defaults: (SEND_MAX_RETRIES 3 + 2) x (connect 5 + read 30 + retry wait 30) = 325 s.
     variables = {"DEBUG": "true", "ACTIONS_BACKEND": "live", "JOB_LEASE_SECONDS": lease}
     if starts:
