@@ -176,7 +176,12 @@ def run(stores: Stores, ports: dict[str, int]) -> int:
         flower_generated=flower_generated,
         stores=stores,
     )
-    return Supervisor(processes, on_tick=banner.tick).run()
+
+    def tick() -> None:
+        stores.revive()  # a project-local store that died comes back like any process
+        banner.tick()
+
+    return Supervisor(processes, on_tick=tick).run()
 
 
 def worker_command(name: str) -> list[str]:

@@ -110,12 +110,33 @@ class Stores:
     database_origin: str
     redis_origin: str
     owned: list[tuple[LocalPostgres | LocalRedis, Path]] = field(default_factory=list)
+    revive_after: float = 0.0  # monotonic time of the next attempt after a failed restart
 
     def stop(self) -> None:
         for server, owner_file in reversed(self.owned):
             server.stop()
             owner_file.unlink(missing_ok=True)
         self.owned.clear()
+
+    def revive(self, out: TextIO = sys.stdout) -> None:
+        """Start again each local server of ours that exited (killed, crashed), on its data and
+        port: `make run` supervises its stores like its processes. PostgreSQL recovers from its
+        WAL, Redis from its AOF. A start that fails (a killed postmaster's backends still
+        leaving) is tried again 5 s later."""
+        if time.monotonic() < self.revive_after:
+            return
+        for server, _owner_file in self.owned:
+            if server.running:
+                continue
+            kind = "PostgreSQL" if isinstance(server, LocalPostgres) else "Redis"
+            print(f"stores: the project-local {kind} exited; starting it again", file=out)
+            try:
+                server.start()
+            except (OSError, RuntimeError, TimeoutError) as exc:
+                print(f"stores: {kind} did not start yet ({exc}); trying again in 5 s", file=out)
+                self.revive_after = time.monotonic() + 5
+            else:
+                print(f"stores: {kind} is back on port {server.port}", file=out)
 
 
 class _Local:

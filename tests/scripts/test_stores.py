@@ -4,6 +4,7 @@ An explicit URL always wins; a set URL that is refused stops start-up with what 
 URL, a default address that lets nobody in means a project-local store; a taken port names its
 variable."""
 
+import io
 import os
 import shutil
 import socket
@@ -174,3 +175,41 @@ def test_a_taken_port_stops_make_run_naming_the_variable_to_set(run_dir):
     assert result.returncode == 2
     assert f"port {port} (SIMULATOR_PORT) is taken by another program" in result.stderr
     assert "set SIMULATOR_PORT to a free port, e.g. SIMULATOR_PORT=" in result.stderr
+
+
+@needs_postgres
+def test_a_project_local_store_that_dies_is_started_again_with_its_data(password_postgres, run_dir):
+    stores = select_stores(
+        database_url=None,
+        redis_url=None,
+        run_dir=run_dir,
+        default_database_url=f"postgres://postgres@127.0.0.1:{password_postgres.port}/orchestrator",
+        default_redis_url=closed_port_url("redis", "0"),
+    )
+    postgres_url = stores.database_url.replace("/orchestrator", "/postgres")
+    try:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (n int)")
+            conn.execute("INSERT INTO kept VALUES (42)")
+        client = redis.Redis.from_url(stores.redis_url)
+        client.set("kept", "yes")
+        time.sleep(1.2)  # appendfsync everysec
+        for server, _owner in stores.owned:
+            server.kill()  # as a crash or an OOM kill would
+        out = io.StringIO()
+
+        deadline = time.monotonic() + 60
+        while not all(server.running for server, _owner in stores.owned):
+            assert time.monotonic() < deadline, out.getvalue()
+            stores.revive(out)  # what make run's supervisor loop calls every tick
+            time.sleep(0.25)
+
+        with psycopg.connect(postgres_url) as conn:
+            assert conn.execute("SELECT n FROM kept").fetchone() == (42,)
+        assert client.get("kept") == b"yes"
+        client.close()
+        assert "the project-local PostgreSQL exited; starting it again" in out.getvalue()
+        assert "the project-local Redis exited; starting it again" in out.getvalue()
+    finally:
+        stores.stop()
+    assert processes_using(run_dir) == []
