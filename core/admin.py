@@ -5,6 +5,7 @@ import json
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.utils.html import format_html
 
 
@@ -59,6 +60,10 @@ class ActionPermissionsEnforced(admin.ModelAdmin):
     Django leaves such an action out of the dropdown but answers a POST of it with a silent
     "No action selected" or the list again; a refusal the client can see is clearer and safer.
     """
+
+    # URLs here are webhook URLs, https only: one typed without a scheme gets https (Django 6's
+    # default), not Django 5's http, in every admin form, read-only ones included.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def changelist_view(self, request, extra_context=None):
         if request.method == "POST":

@@ -5,7 +5,6 @@ import logging
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import models
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -42,10 +41,6 @@ POLICY_FIELDS = (
 )
 
 logger = logging.getLogger(__name__)
-
-
-# Webhook URLs are https: a URL typed without a scheme gets https, not Django 5's http.
-HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
 
 
 class WorkspaceForm(forms.ModelForm):
@@ -336,7 +331,6 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     exclude = ["payload"]
     readonly_fields = ["payload_json"]
     inlines = [WebhookAttemptInline]
-    formfield_overrides = HTTPS_URLS
     actions = ["redeliver"]
 
     @admin.display(description="payload")
