@@ -10,6 +10,8 @@ from core.redis_client import get_redis
 from orchestrator import rate_limits
 from tests import factories
 from tests.fakes.mail_providers import FakeMailProviders
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.private_postgres import start_private_postgres
 from tests.processes import RedisServer, Simulator, free_port, start_worker
 
 # Every file, directory and process a test makes is gone after it, unless the test failed.
@@ -139,3 +141,32 @@ def start_live_worker(start_worker_with, providers):
         )
 
     return start
+
+
+# --- A webhook receiver; a PostgreSQL of a module's own -------------------------------------
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP server recording the webhook deliveries it receives."""
+    server = WebhookReceiver()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def private_postgres():
+    """A migrated cluster of the module's own, which its tests may stop, kill and restart."""
+    database = start_private_postgres()
+    yield database
+    database.server.stop()
+
+
+@pytest.fixture
+def postgres(private_postgres):
+    """The module's cluster, running when the test starts and after it ends."""
+    if not private_postgres.server.running:
+        private_postgres.server.start()
+    yield private_postgres
+    if not private_postgres.server.running:
+        private_postgres.server.start()

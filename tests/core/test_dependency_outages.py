@@ -10,29 +10,11 @@ import time
 import pytest
 
 from tests.helpers import http
-from tests.private_postgres import start_private_postgres
 from tests.processes import RedisServer, free_port, start_web, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 FAST = 1.5  # seconds: "within about a second", with room for a loaded machine
-
-
-@pytest.fixture(scope="module")
-def private_postgres():
-    database = start_private_postgres()
-    yield database
-    database.server.stop()
-
-
-@pytest.fixture
-def postgres(private_postgres):
-    """The module's cluster, running when the test starts and after it ends."""
-    if not private_postgres.server.running:
-        private_postgres.server.start()
-    yield private_postgres
-    if not private_postgres.server.running:
-        private_postgres.server.start()
 
 
 def timed(url: str, **kwargs) -> tuple[float, int, dict, dict | str]:

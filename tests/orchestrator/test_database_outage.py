@@ -10,26 +10,9 @@ import psycopg
 import pytest
 
 from tests.helpers import http
-from tests.private_postgres import start_private_postgres
 from tests.processes import start_web, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="module")
-def private_postgres():
-    database = start_private_postgres()
-    yield database
-    database.server.stop()
-
-
-@pytest.fixture
-def postgres(private_postgres):
-    if not private_postgres.server.running:
-        private_postgres.server.start()
-    yield private_postgres
-    if not private_postgres.server.running:
-        private_postgres.server.start()
 
 
 def submit(base_url: str, postgres, name: str, prompt: str) -> str:

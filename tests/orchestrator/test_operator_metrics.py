@@ -21,7 +21,6 @@ from orchestrator.job_queue import publish_jobs
 from orchestrator.models import WebhookDelivery
 from orchestrator.webhooks import DELIVER_WEBHOOK, generate_webhook_secret
 from tests import factories
-from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.helpers import metric, scrape
 
 # /metrics reads the approvals waiting from PostgreSQL at every scrape.
@@ -98,13 +97,6 @@ def test_cancellations_per_workspace_when_opted_in(api_client, workspace, settin
 
 
 # --- Webhooks -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def receiver():
-    server = WebhookReceiver()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

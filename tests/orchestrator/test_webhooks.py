@@ -26,13 +26,6 @@ LOCAL = {"WEBHOOK_ALLOW_HTTP": "true", "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"}
 
 
 @pytest.fixture
-def receiver():
-    server = WebhookReceiver()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def local_webhooks(settings):
     settings.WEBHOOK_ALLOW_HTTP = True
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True

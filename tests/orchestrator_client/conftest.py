@@ -9,7 +9,6 @@ import pytest
 from orchestrator.webhooks import generate_webhook_secret
 from tests import factories
 from tests.fakes.tcp_proxy import TcpProxy
-from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.processes import start_web
 
 # Webhooks to the local receiver: plain http on loopback.
@@ -54,13 +53,6 @@ def signed_workspace(workspace):
     workspace.webhook_secret = generate_webhook_secret()
     workspace.save()
     return workspace
-
-
-@pytest.fixture
-def receiver():
-    receiver = WebhookReceiver()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture
