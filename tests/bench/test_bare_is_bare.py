@@ -1,6 +1,9 @@
 """The bench's bare project is the baseline only while it carries nothing of the project."""
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,3 +66,25 @@ def test_project_import_in_a_bare_file_is_caught():
     tree = "from core.redis_client import get_redis\nMIDDLEWARE = ['core.middleware.X']\n"
     names = [n for n in _modules_named(ast.parse(tree)) if n.split(".")[0] in PROJECT_PACKAGES]
     assert names == ["core.redis_client", "core.middleware.X"]
+
+
+def test_bare_endpoints_task_is_published_to_the_bare_redis_broker(redis_db):
+    # The web process never imports celery_app by name: it is the package's import that makes
+    # the bare app current, as "First steps with Django" does. Without it, `shared_task`
+    # publishes through Celery's default app, to amqp://localhost, and the bare endpoint
+    # measures a different broker from ours.
+    url = redis_db.connection_pool.connection_kwargs
+    broker = f"redis://{url['host']}:{url['port']}/{url['db']}"
+    script = (
+        "import django; django.setup()\n"
+        "from bench.bare.tasks import complete\n"
+        "complete.apply_async(args=[1, 'hello'])\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.bare.settings",
+        "BARE_REDIS_URL": broker,
+        "OPENAI_API_KEY": "unused",
+    }
+    subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, check=True, timeout=60)
+    assert redis_db.llen("celery") == 1
