@@ -8,7 +8,10 @@ job back (running -> queued). cancel: queued | running -> cancelled. The sweeper
 
 from collections.abc import Iterable
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
+
+from django.db import connection
 
 from core.transitions import Transitions
 from orchestrator.models import Job
@@ -55,8 +58,19 @@ _CLAIM = """
        SET status = %s, attempts = j.attempts + 1, started_at = %s, lease_expires_at = %s
       FROM orchestrator_workspace AS w
      WHERE j.id = %s AND j.status = ANY(%s) AND w.id = j.workspace_id
- RETURNING j.*, w.webhook_url AS workspace_webhook_url
+ RETURNING {job_columns}, w.webhook_url AS workspace_webhook_url
 """
+
+
+@cache
+def _claim_statement() -> str:
+    # The model's own columns, not j.*: a column that a newer release's migration adds then
+    # changes neither what a process still running this code reads nor the result type of its
+    # claim, which PostgreSQL refuses to run once prepared (DB_PREPARED_STATEMENTS): "cached
+    # plan must not change result type". Names from the model's metadata, no input.
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"j.{quote(field.column)}" for field in Job._meta.concrete_fields)
+    return _CLAIM.format(job_columns=columns)
 
 
 def claim(job_id: Any, *, now: datetime, lease_expires_at: datetime) -> Job | None:
@@ -69,4 +83,4 @@ def claim(job_id: Any, *, now: datetime, lease_expires_at: datetime) -> Job | No
     """
     sources = JOBS.sources(Status.QUEUED, Status.RUNNING)
     params = [Status.RUNNING, now, lease_expires_at, job_id, sources]
-    return next(iter(Job.objects.raw(_CLAIM, params)), None)
+    return next(iter(Job.objects.raw(_claim_statement(), params)), None)

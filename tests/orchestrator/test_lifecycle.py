@@ -1,5 +1,7 @@
 """Specification of a job's statuses: only the listed moves happen, each once, by one UPDATE."""
 
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -8,6 +10,8 @@ from django.utils import timezone
 from core.transitions import TransitionRefused
 from orchestrator import lifecycle
 from orchestrator.models import Job
+from tests import processes
+from tests.config.test_settings import ROOT, child_env
 from tests.factories import make_job
 
 Status = Job.Status
@@ -120,6 +124,63 @@ def test_a_claim_takes_a_queued_job_once_and_returns_it_ready_to_run(workspace):
     # A second delivery of the same message finds the job running: it claims nothing.
     assert lifecycle.claim(job.pk, now=now, lease_expires_at=lease) is None
     assert Job.objects.get(pk=job.pk).attempts == job.attempts + 1
+
+
+# A worker of the running release keeps claiming while the next release's migration, on
+# another connection, adds a column to the job table. The column and the rows are removed
+# afterwards, whatever happens: the test database keeps its schema.
+_CLAIM_ACROSS_A_MIGRATION = """
+import django
+django.setup()
+import psycopg
+from django.db import connection
+from django.utils import timezone
+from orchestrator import lifecycle
+from orchestrator.models import Job
+from tests.factories import make_job, make_workspace
+
+database = connection.settings_dict
+migration = psycopg.connect(
+    dbname=database["NAME"],
+    user=database["USER"],
+    password=database["PASSWORD"],
+    host=database["HOST"],
+    port=database["PORT"],
+    autocommit=True,
+)
+workspace = make_workspace("ws-claim-migration")
+try:
+    jobs = [make_job(workspace) for _ in range(7)]
+    now = timezone.now()
+    for job in jobs[:6]:  # psycopg prepares a statement once it has run five times
+        assert lifecycle.claim(job.pk, now=now, lease_expires_at=now) is not None
+    migration.execute("ALTER TABLE orchestrator_job ADD COLUMN added_by_a_later_release text")
+    claimed = lifecycle.claim(jobs[6].pk, now=now, lease_expires_at=now)
+    print("claimed" if claimed is not None else "not claimed")
+finally:
+    connection.close()
+    migration.execute("ALTER TABLE orchestrator_job DROP COLUMN IF EXISTS added_by_a_later_release")
+    Job.objects.filter(workspace=workspace).delete()
+    workspace.delete()
+"""
+
+
+@pytest.mark.django_db
+def test_a_prepared_claim_still_runs_after_a_migration_adds_a_column_to_jobs():
+    result = subprocess.run(
+        [sys.executable, "-c", _CLAIM_ACROSS_A_MIGRATION],
+        cwd=ROOT,
+        env=child_env(
+            DEBUG="true",
+            DATABASE_URL=processes.test_database_url(),
+            DB_PREPARED_STATEMENTS="true",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "claimed"
 
 
 @pytest.mark.parametrize("status", [RUNNING, SUCCEEDED, FAILED, CANCELLED])
