@@ -214,11 +214,12 @@ if DB_POOL_MAX_SIZE:
         "timeout": WEB_DB_POOL_TIMEOUT_SECONDS if WEB_PROCESS else DB_POOL_TIMEOUT_SECONDS,
     }
 # https://docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
-# true: parameters are bound on the server and psycopg prepares each statement at its fifth use
-# (prepare_threshold, psycopg's connect parameter, which Django passes through OPTIONS). Off by
-# default: it changes how every query is bound; and PgBouncer before 1.21 cannot keep prepared
-# statements in transaction mode.
-DB_PREPARED_STATEMENTS = _bool("DB_PREPARED_STATEMENTS", False)
+# On by default: parameters are bound on the server, and psycopg prepares a statement once it
+# has run five times on a connection (prepare_threshold, psycopg's connect parameter, which
+# Django passes through OPTIONS). The pool keeps connections, so PostgreSQL parses and plans a
+# job's claim and finish once per connection rather than once per job. Off (false) behind
+# PgBouncer in transaction mode before 1.21, which cannot keep prepared statements.
+DB_PREPARED_STATEMENTS = _bool("DB_PREPARED_STATEMENTS", True)
 if DB_PREPARED_STATEMENTS:
     _database.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 DATABASES = {"default": _database}

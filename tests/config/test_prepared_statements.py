@@ -1,5 +1,6 @@
-"""Specification of DB_PREPARED_STATEMENTS: off, PostgreSQL prepares nothing (Django's default);
-on, psycopg prepares a statement the ORM repeats, through Django's documented OPTIONS.
+"""Specification of DB_PREPARED_STATEMENTS: on (the default), psycopg prepares a statement the
+ORM repeats, through Django's documented OPTIONS; off, PostgreSQL prepares nothing (Django's own
+default, for PgBouncer in transaction mode before 1.21).
 
 Each case runs a fresh interpreter, as settings are read once at start-up.
 """
@@ -44,10 +45,10 @@ def prepared_in_a_process(**variables: str) -> int:
 
 
 @pytest.mark.django_db
-def test_by_default_postgresql_prepares_nothing():
-    assert prepared_in_a_process() == 0
+def test_by_default_a_repeated_query_is_prepared_once():
+    assert prepared_in_a_process() == 1
 
 
 @pytest.mark.django_db
-def test_turned_on_a_repeated_query_is_prepared_once():
-    assert prepared_in_a_process(DB_PREPARED_STATEMENTS="true") == 1
+def test_turned_off_postgresql_prepares_nothing():
+    assert prepared_in_a_process(DB_PREPARED_STATEMENTS="false") == 0
