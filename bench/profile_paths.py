@@ -2,16 +2,20 @@
 
 Not a benchmark (no concurrency, the profiler's own overhead): a map of the hot paths for
 make bench follow-ups. Prints ms per request and per job, then the top of each profile.
+`--parts` instead prints the CPU time of each step of POST /ai/jobs and of a job, each called on
+its own, beside the whole request and the whole job: what each step costs.
 
-    .venv/bin/python -m bench.profile_paths [--requests 400] [--jobs 300]
+    .venv/bin/python -m bench.profile_paths [--requests 400] [--jobs 300] [--parts]
 """
 
 import argparse
 import cProfile
 import itertools
+import logging
 import pstats
 import time
 import uuid
+from collections.abc import Iterator
 
 from bench.common import prepare
 from tests.processes import Simulator
@@ -21,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--jobs", type=int, default=300)
+    parser.add_argument("--parts", action="store_true", help="CPU of each step, not profiles")
     args = parser.parse_args()
     workspace = prepare()
     simulator = Simulator(latency_ms=0)
@@ -28,6 +33,10 @@ def main() -> None:
         from django.conf import settings
 
         settings.OPENAI_BASE_URL = simulator.base_url  # the model client follows the settings
+        if args.parts:
+            submit_parts(workspace, args.requests)
+            job_parts(workspace, args.jobs)
+            return
         profile_submit(workspace, args.requests)
         profile_worker(workspace, args.jobs)
     finally:
@@ -61,6 +70,148 @@ def profile_submit(workspace, requests: int) -> None:
     profiler.runcall(post, requests, "/ai/jobs")
     get_redis().flushdb()
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"orchestrator/|apply_async", 25)
+
+
+def submit_parts(workspace, calls: int) -> None:
+    """CPU ms per call of each step of POST /ai/jobs, alone, then of the whole request."""
+    from django.conf import settings
+    from django.test import Client
+
+    from core.redis_client import get_redis
+    from orchestrator import job_queue, lifecycle, rate_limits, services
+    from orchestrator.api.serializers import JobCreateSerializer, JobSerializer
+    from orchestrator.api_keys import authenticate_api_key, issue_api_key
+
+    key = issue_api_key(workspace=workspace, scopes=["jobs:write"], name="parts").plaintext
+    run, counter = uuid.uuid4().hex[:8], itertools.count()
+    messages = [{"role": "user", "content": "hello"}]
+
+    def request_id() -> str:
+        return f"parts-{run}-{next(counter)}"
+
+    def create():
+        return lifecycle.create(
+            id=uuid.uuid4(),
+            workspace=workspace,
+            client_request_id=request_id(),
+            request_fingerprint="0" * 64,
+            messages=messages,
+            model=settings.AI_MODEL,
+            max_output_tokens=settings.AI_MAX_OUTPUT_TOKENS,
+            allowed_actions=[],
+        )
+
+    job = create()
+
+    settings.ALLOWED_HOSTS = ["localhost"]
+    client = Client(SERVER_NAME="localhost", HTTP_AUTHORIZATION=f"Bearer {key}")
+    body = '{{"client_request_id": "{}", "prompt": "hello"}}'
+    steps = {
+        "validate the body (JobCreateSerializer)": lambda: JobCreateSerializer(
+            data={"client_request_id": request_id(), "prompt": "hello"}
+        ).is_valid(raise_exception=True),
+        "authenticate the key (cached)": lambda: authenticate_api_key(key),
+        "rate limit + idempotency reservation": lambda: rate_limits.hit_workspace_limit(
+            workspace=workspace, reserve=(request_id(), str(job.id))
+        ),
+        "request fingerprint": lambda: services._fingerprint(messages=messages, actions=None),
+        "INSERT the job (lifecycle.create)": create,
+        "publish the job (send_task)": lambda: job_queue.publish_jobs([job.id]),
+        "render the 202 body (JobSerializer)": lambda: (
+            JobSerializer(job, context={"actions": []}).data
+        ),
+        "whole POST /ai/jobs (Django test client)": lambda: client.post(
+            "/ai/jobs", body.format(request_id()), content_type="application/json"
+        ),
+    }
+    print(f"submit, CPU ms a call ({calls} calls each, after 50 to warm up)")
+    for name, step in steps.items():
+        for _ in range(50):
+            step()
+        started = time.process_time()
+        for _ in range(calls):
+            step()
+        print(f"  {name:44} {(time.process_time() - started) * 1000 / calls:6.3f}")
+    get_redis().flushdb()
+
+
+def job_parts(workspace, jobs: int) -> None:
+    """CPU ms per call of each step of a job (model at 0 ms), alone, then of the whole job.
+
+    As in a worker process, metrics are summed and written by a thread every
+    WORKER_FLUSH_SECONDS; unlike one, INFO lines are off (a worker writes one a job, and Celery
+    two more), so that the figures are not lost among a thousand lines.
+    """
+    from django.conf import settings
+    from django.db import connections
+    from django.utils import timezone
+
+    from actions.registry import tools_for
+    from core import metrics
+    from orchestrator import execution, lifecycle, model_client
+    from orchestrator.models import Job
+
+    metrics.coalesce_writes(metrics.WORKER_FLUSH_SECONDS)
+    logging.disable(logging.INFO)
+
+    Job.objects.filter(workspace=workspace).delete()
+    messages = [{"role": "user", "content": "benchmark job"}]
+    tools = tools_for(workspace.effective_allowed_actions)
+    warm_up = 50
+
+    def queued() -> Iterator[Job]:
+        for _ in range(jobs + warm_up):
+            yield lifecycle.create(
+                workspace=workspace,
+                client_request_id=f"parts-{uuid.uuid4().hex}",
+                request_fingerprint="0" * 64,
+                messages=messages,
+                model=settings.AI_MODEL,
+                max_output_tokens=settings.AI_MAX_OUTPUT_TOKENS,
+                allowed_actions=workspace.effective_allowed_actions,
+            )
+
+    def ask(offered: list[dict]):
+        return model_client.complete_chat(
+            model=settings.AI_MODEL, messages=messages, tools=offered, max_tokens=100
+        )
+
+    def each(step, items: list) -> float:
+        for item in items[:warm_up]:
+            step(item)
+        started = time.process_time()
+        for item in items[warm_up:]:
+            step(item)
+        return (time.process_time() - started) * 1000 / (len(items) - warm_up)
+
+    now = timezone.now()
+    to_claim = [job.pk for job in queued()]
+    # Each checkout from the pool as in a worker, where the thread gives its connection back
+    # before the model call: the pool's health check and Django's set-up are part of the step.
+    figures = {
+        "claim (lifecycle.claim)": each(
+            lambda pk: (
+                lifecycle.claim(pk, now=now, lease_expires_at=now),
+                connections.close_all(),
+            ),
+            to_claim,
+        ),
+        "finish (lifecycle.move to succeeded)": each(
+            lambda pk: (
+                lifecycle.move(pk, source=Job.Status.RUNNING, target=Job.Status.SUCCEEDED),
+                connections.close_all(),
+            ),
+            to_claim,
+        ),
+        "model call, no tools (openai SDK)": each(lambda _: ask([]), to_claim),
+        f"model call, {len(tools)} tools offered": each(lambda _: ask(tools), to_claim),
+        "whole job (execution.execute_job)": each(
+            lambda job: execution.execute_job(job_id=str(job.pk)), list(queued())
+        ),
+    }
+    print(f"job, CPU ms a call ({jobs} calls each, after {warm_up} to warm up; model at 0 ms)")
+    for name, figure in figures.items():
+        print(f"  {name:44} {figure:6.3f}")
 
 
 def profile_worker(workspace, jobs: int) -> None:
