@@ -162,8 +162,9 @@ def start_worker(simulator: Simulator, *, beat: bool = False, **env: str) -> Pro
     return worker
 
 
-def start_web(**env: str) -> tuple[Process, str]:
-    """gunicorn serving the app on a free port; returns the process and its base URL."""
+def start_web(*, workers: int = 2, **env: str) -> tuple[Process, str]:
+    """gunicorn as shipped (config/gunicorn.py) serving the app on a free port with `workers`
+    processes; returns the process and its base URL."""
     port = free_port()
     web = Process(
         "web",
@@ -175,7 +176,7 @@ def start_web(**env: str) -> tuple[Process, str]:
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "2",
+            str(workers),
         ],
         process_env(**env),
     )

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from tests.helpers import http, metric, scrape, submit
-from tests.processes import BIN, Process, free_port, http_ok, process_env, wait_until
+from tests.processes import start_web
 
 DB = {"alias": "default", "vendor": "postgresql"}
 # prometheus_client adds _total to every counter's name, django-prometheus's too.
@@ -77,24 +77,8 @@ REQUESTS = 40
 @pytest.fixture
 def gunicorn(transactional_db):
     """The shipped web command (config/gunicorn.py) with four processes, as docker-compose."""
-    port = free_port()
-    web = Process(
-        "web-4",
-        [
-            str(BIN / "gunicorn"),
-            "-c",
-            "config/gunicorn.py",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(WEB_PROCESSES),
-        ],
-        process_env(),
-    )
-    base_url = f"http://127.0.0.1:{port}"
+    web, base_url = start_web(workers=WEB_PROCESSES)
     try:
-        wait_until(lambda: http_ok(f"{base_url}/health"), timeout=60, message=web.log()[-2000:])
         yield base_url
     finally:
         web.stop()
