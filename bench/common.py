@@ -31,7 +31,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from orchestrator.models import Workspace  # noqa: E402
+from orchestrator.models import Job, Workspace  # noqa: E402
 from scripts.run_stack import ensure_database  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -46,6 +46,14 @@ def prepare() -> Workspace:
         pk="ws-bench", defaults={"name": "Bench", "rate_limit_per_minute": 0}
     )
     return workspace
+
+
+def clear_jobs(workspace: Workspace) -> None:
+    """Delete the workspace's jobs a chunk at a time. In one delete() of a few hundred thousand
+    rows, Django's collector binds more parameters than PostgreSQL accepts (65,535)."""
+    jobs = Job.objects.filter(workspace=workspace)
+    while chunk := list(jobs.values_list("pk", flat=True)[:10_000]):
+        Job.objects.filter(pk__in=chunk).delete()
 
 
 def _tree(pid: int) -> list[int]:

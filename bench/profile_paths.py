@@ -17,8 +17,10 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from bench.common import prepare
+from bench.common import clear_jobs, prepare
 from tests.processes import Simulator
+
+BULK = 100  # messages a relay would publish at once in the bulk rows of --parts
 
 
 def main() -> None:
@@ -74,6 +76,7 @@ def profile_submit(workspace, requests: int) -> None:
 
 def submit_parts(workspace, calls: int) -> None:
     """CPU ms per call of each step of POST /ai/jobs, alone, then of the whole request."""
+    from celery import current_app
     from django.conf import settings
     from django.test import Client
 
@@ -102,6 +105,13 @@ def submit_parts(workspace, calls: int) -> None:
         )
 
     job = create()
+    bulk = [create().id for _ in range(BULK)]
+
+    def publish_batched(job_ids: list) -> None:
+        # kombu's public batch: the messages are buffered and pushed in one pipeline.
+        with current_app.producer_or_acquire() as producer, producer.batch():
+            for job_id in job_ids:
+                current_app.send_task(job_queue.RUN_JOB, args=[str(job_id)], producer=producer)
 
     settings.ALLOWED_HOSTS = ["localhost"]
     client = Client(SERVER_NAME="localhost", HTTP_AUTHORIZATION=f"Bearer {key}")
@@ -117,6 +127,9 @@ def submit_parts(workspace, calls: int) -> None:
         "request fingerprint": lambda: services._fingerprint(messages=messages, actions=None),
         "INSERT the job (lifecycle.create)": create,
         "publish the job (send_task)": lambda: job_queue.publish_jobs([job.id]),
+        # What a relay draining an outbox would pay per job: the same messages, many at once.
+        f"publish {BULK} jobs, one producer, a job": lambda: job_queue.publish_jobs(bulk),
+        f"publish {BULK} jobs, Producer.batch(), a job": lambda: publish_batched(bulk),
         "render the 202 body (JobSerializer)": lambda: (
             JobSerializer(job, context={"actions": []}).data
         ),
@@ -126,13 +139,16 @@ def submit_parts(workspace, calls: int) -> None:
     }
     print(f"submit, CPU ms a call ({calls} calls each, after 50 to warm up)")
     for name, step in steps.items():
-        for _ in range(50):
+        # The bulk publishes send BULK messages a call: fewer calls, and the figure is a job's.
+        per_call = BULK if name.startswith(f"publish {BULK}") else 1
+        for _ in range(max(50 // per_call, 1)):
             step()
         started = time.process_time()
-        for _ in range(calls):
+        for _ in range(max(calls // per_call, 1)):
             step()
-        print(f"  {name:44} {(time.process_time() - started) * 1000 / calls:6.3f}")
-    get_redis().flushdb()
+        elapsed = time.process_time() - started
+        print(f"  {name:44} {elapsed * 1000 / (max(calls // per_call, 1) * per_call):6.3f}")
+        get_redis().flushdb()  # the queue would otherwise hold every message published here
 
 
 def job_parts(workspace, jobs: int) -> None:
@@ -154,7 +170,7 @@ def job_parts(workspace, jobs: int) -> None:
     metrics.coalesce_writes(metrics.WORKER_FLUSH_SECONDS)
     logging.disable(logging.INFO)
 
-    Job.objects.filter(workspace=workspace).delete()
+    clear_jobs(workspace)
     messages = [{"role": "user", "content": "benchmark job"}]
     tools = tools_for(workspace.effective_allowed_actions)
     warm_up = 50
@@ -217,9 +233,8 @@ def job_parts(workspace, jobs: int) -> None:
 def profile_worker(workspace, jobs: int) -> None:
     from core.redis_client import get_redis
     from orchestrator import execution, services
-    from orchestrator.models import Job
 
-    Job.objects.filter(workspace=workspace).delete()
+    clear_jobs(workspace)
     ids = [
         str(
             services.submit_job(

@@ -15,7 +15,13 @@ from django.db import connection
 from django.db.models import Count, Max, Min, Q
 from redis import Redis
 
-from bench.common import PeakConnections, cpu_seconds, largest_rss_mb, store_cpu_seconds
+from bench.common import (
+    PeakConnections,
+    clear_jobs,
+    cpu_seconds,
+    largest_rss_mb,
+    store_cpu_seconds,
+)
 from core import redis_keys
 from core.redis_client import get_redis
 from orchestrator import services
@@ -51,7 +57,7 @@ class Ours:
         self.redis = get_redis()
 
     def reset(self) -> None:
-        Job.objects.filter(workspace=self.workspace).delete()
+        clear_jobs(self.workspace)
         with connection.cursor() as cursor:  # every run starts from a table without dead rows
             cursor.execute(f"VACUUM ANALYZE {Job._meta.db_table}")
         self.redis.flushdb()
