@@ -7,6 +7,7 @@ start-up with an ImproperlyConfigured error that names the variable.
 import base64
 import binascii
 import hashlib
+import ipaddress
 import math
 import os
 from pathlib import Path
@@ -90,6 +91,18 @@ def _url(name: str, default: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def _networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for item in _list(name, ""):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must list IP addresses or networks (CIDR), got {item!r}"
+            ) from None
+    return tuple(networks)
+
+
 # --- Core -------------------------------------------------------------------------------------
 
 DEBUG = _bool("DEBUG", False)
@@ -108,6 +121,13 @@ API_KEY_PEPPER = _str("API_KEY_PEPPER", SECRET_KEY)
 API_KEY_CACHE_SECONDS = _int("API_KEY_CACHE_SECONDS", 30, minimum=0, maximum=3600)
 
 ALLOWED_HOSTS = _list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+
+# The reverse proxies in front of the web (load balancer, ingress), as addresses or networks.
+# A request arriving from one is counted under the client address it appends to
+# X-Forwarded-For by the per-address limits (core/client_address.py). Empty: REMOTE_ADDR is the
+# client and X-Forwarded-For is ignored, since any client can write it.
+TRUSTED_PROXIES = _networks("TRUSTED_PROXIES")
 
 INSTALLED_APPS = [
     # Django's admin with the project's site: its login is throttled (orchestrator/admin_site.py).

@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
+from core.client_address import client_address
 from orchestrator.login_throttle import begin_login_attempt, forget_login_attempt
 
 
@@ -21,7 +22,7 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
         if username is None or self.cleaned_data.get("password") is None:
             return super().clean()  # an incomplete form checks no password: nothing to count
         attempt = begin_login_attempt(
-            client_address=self.request.META.get("REMOTE_ADDR", ""), username=username
+            client_address=client_address(self.request), username=username
         )
         if not attempt.allowed:
             self.retry_after_seconds = attempt.retry_after_seconds

@@ -6,6 +6,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from core import log_context
+from core.client_address import client_address
 from orchestrator.api.throttling import remember_rate_limit
 from orchestrator.api_keys import authenticate_api_key
 from orchestrator.exceptions import RateLimited
@@ -61,8 +62,7 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 def _count_failure(request) -> None:
     """Count a wrong key against its client address; past the limit, answer 429, not 401."""
-    # REMOTE_ADDR: behind a proxy, the proxy must be the one to limit (see README).
-    rate_limit = hit_auth_failure_limit(client_address=request.META.get("REMOTE_ADDR", ""))
+    rate_limit = hit_auth_failure_limit(client_address=client_address(request))
     remember_rate_limit(request, rate_limit)
     if not rate_limit.allowed:
         raise RateLimited(

@@ -217,6 +217,8 @@ def test_debug_unset_means_production_and_requires_a_secret_key():
         ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "sometimes"),
         ("WEBHOOK_RETRY_BACKOFF_SECONDS", "0"),
         ("WEBHOOK_CA_FILE", "/nonexistent/ca.pem"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8, balancer.internal"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable, value):

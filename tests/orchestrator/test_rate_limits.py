@@ -1,5 +1,6 @@
 """Per-workspace rate limits: exact under concurrency, refused requests leave nothing."""
 
+import ipaddress
 import json
 import urllib.error
 import urllib.request
@@ -141,6 +142,26 @@ def test_failed_authentications_are_limited_per_client_address(workspace, api_ke
     # Another address still gets the plain 401, and the right key is not locked out.
     assert attempt(wrong, "203.0.113.8").status_code == 401
     assert attempt(api_key, "203.0.113.7").status_code == 404
+
+
+@override_settings(
+    AUTH_FAILURES_PER_MINUTE=3, TRUSTED_PROXIES=(ipaddress.ip_network("10.9.0.0/24"),)
+)
+def test_behind_a_trusted_proxy_wrong_keys_are_limited_per_client_not_per_proxy(workspace, api_key):
+    from rest_framework.test import APIClient
+
+    def attempt(key: str, forwarded_for: str):
+        client = APIClient(REMOTE_ADDR="10.9.0.1", HTTP_X_FORWARDED_FOR=forwarded_for)
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        return client.get("/ai/jobs/00000000-0000-0000-0000-000000000000")
+
+    wrong = api_key[:-4] + "AAAA"
+    # The guesser rotates the address it writes itself; the balancer appends the real one.
+    statuses = [attempt(wrong, f"192.0.2.{n}, 203.0.113.7").status_code for n in range(4)]
+
+    assert statuses == [401, 401, 401, 429]
+    # Another client behind the same balancer is not limited by the guesser's failures.
+    assert attempt(wrong, "203.0.113.8").status_code == 401
 
 
 def test_limiter_fails_open_with_a_warning_and_a_metric_when_redis_is_down(

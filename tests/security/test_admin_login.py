@@ -1,7 +1,8 @@
-"""The admin login is throttled per client address and per username in Redis (a refusal is the
-login page with its message and a 429), keeps working when Redis is down, and its cookies are
-Secure outside development."""
+"""The admin login is throttled per client address (seen through the trusted proxies) and per
+username in Redis (a refusal is the login page with its message and a 429), keeps working when
+Redis is down, and its cookies are Secure outside development."""
 
+import ipaddress
 import json
 import sys
 
@@ -36,12 +37,15 @@ def bob():
     return factories.make_staff_user("bob", *factories.view_permissions())
 
 
-def log_in(username: str, password: str, *, address: str) -> tuple[Client, object]:
-    """A fresh browser at `address` posts the admin's login form; returns it and the answer."""
+def log_in(
+    username: str, password: str, *, address: str, forwarded_for: str | None = None
+) -> tuple[Client, object]:
+    """A fresh browser at `address` (a proxy's, when `forwarded_for` is the X-Forwarded-For it
+    sends) posts the admin's login form; returns the browser and the answer."""
     client = Client()
-    response = client.post(
-        LOGIN, {"username": username, "password": password, "next": "/admin/"}, REMOTE_ADDR=address
-    )
+    headers = {} if forwarded_for is None else {"HTTP_X_FORWARDED_FOR": forwarded_for}
+    form = {"username": username, "password": password, "next": "/admin/"}
+    response = client.post(LOGIN, form, REMOTE_ADDR=address, **headers)
     return client, response
 
 
@@ -102,6 +106,31 @@ def test_a_success_does_not_reset_failures_counted_elsewhere(alice, bob):
 
     assert_refused(*log_in("bob", factories.STAFF_PASSWORD, address="10.6.6.6"))
     assert_refused(*log_in("alice", factories.STAFF_PASSWORD, address="10.0.0.9"))
+
+
+def test_behind_a_trusted_proxy_each_client_is_counted_under_its_own_address(alice, bob, settings):
+    settings.TRUSTED_PROXIES = (ipaddress.ip_network("10.9.0.0/24"),)
+    for n in range(LIMIT):
+        _, response = log_in(f"user{n}", WRONG, address="10.9.0.1", forwarded_for="203.0.113.7")
+        assert response.status_code == 200
+
+    # The guesser is locked out, whatever it writes into the header itself...
+    assert_refused(
+        *log_in("alice", WRONG, address="10.9.0.1", forwarded_for="198.51.100.9, 203.0.113.7")
+    )
+    # ...while an operator behind the same balancer still logs in.
+    assert_logged_in(
+        *log_in("bob", factories.STAFF_PASSWORD, address="10.9.0.1", forwarded_for="203.0.113.8")
+    )
+
+
+def test_without_trusted_proxies_a_forged_forwarded_for_does_not_escape_the_lockout(alice):
+    for n in range(LIMIT):
+        log_in(f"user{n}", WRONG, address="10.0.3.1", forwarded_for=f"198.51.100.{n}")
+
+    assert_refused(
+        *log_in("alice", factories.STAFF_PASSWORD, address="10.0.3.1", forwarded_for="192.0.2.1")
+    )
 
 
 def test_login_still_works_when_redis_is_down(alice, dead_redis, caplog):
