@@ -122,7 +122,6 @@ API_KEY_CACHE_SECONDS = _int("API_KEY_CACHE_SECONDS", 30, minimum=0, maximum=360
 
 ALLOWED_HOSTS = _list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
-
 # The reverse proxies in front of the web (load balancer, ingress), as addresses or networks.
 # A request arriving from one is counted under the client address it appends to
 # X-Forwarded-For by the per-address limits (core/client_address.py). Empty: REMOTE_ADDR is the

@@ -7,15 +7,17 @@ the entries appended by proxies listed in TRUSTED_PROXIES are read.
 """
 
 import ipaddress
+from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def client_address(request: HttpRequest) -> str:
-    """The IP address of the client that sent `request`.
+def client_address(meta: Mapping[str, Any]) -> str:
+    """The IP address of the client that sent the request whose WSGI environ is `meta`
+    (`request.META`, Django's or DRF's).
 
     REMOTE_ADDR, unless it is a trusted proxy. Then X-Forwarded-For is read from its right end,
     where each proxy appends the address it received the request from, and the first entry that
@@ -24,13 +26,13 @@ def client_address(request: HttpRequest) -> str:
     not an IP address (a proxy that writes ports or names) ends the walk: the request is then
     counted under the last trusted proxy, shared but never chosen by the client.
     """
-    peer = request.META.get("REMOTE_ADDR", "")
+    peer = meta.get("REMOTE_ADDR", "")
     address = _parse(peer)
     if address is None:
         return peer  # not IP (a Unix socket): nothing to walk
     if not _trusted(address):
         return str(address)
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
     # Repeated X-Forwarded-For headers arrive joined by commas (PEP 3333), in order.
     for entry in reversed(forwarded.split(",") if forwarded else []):
         hop = _parse(entry.strip())

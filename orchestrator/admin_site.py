@@ -22,7 +22,7 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
         if username is None or self.cleaned_data.get("password") is None:
             return super().clean()  # an incomplete form checks no password: nothing to count
         attempt = begin_login_attempt(
-            client_address=client_address(self.request), username=username
+            client_address=client_address(self.request.META), username=username
         )
         if not attempt.allowed:
             self.retry_after_seconds = attempt.retry_after_seconds

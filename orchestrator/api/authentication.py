@@ -62,7 +62,7 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 def _count_failure(request) -> None:
     """Count a wrong key against its client address; past the limit, answer 429, not 401."""
-    rate_limit = hit_auth_failure_limit(client_address=client_address(request))
+    rate_limit = hit_auth_failure_limit(client_address=client_address(request.META))
     remember_rate_limit(request, rate_limit)
     if not rate_limit.allowed:
         raise RateLimited(

@@ -23,7 +23,7 @@ def trust(settings):
 
 def seen_from(remote_addr: str, forwarded_for: str | None = None) -> str:
     headers = {} if forwarded_for is None else {"HTTP_X_FORWARDED_FOR": forwarded_for}
-    return client_address(RequestFactory().get("/", REMOTE_ADDR=remote_addr, **headers))
+    return client_address(RequestFactory().get("/", REMOTE_ADDR=remote_addr, **headers).META)
 
 
 def test_without_trusted_proxies_the_peer_is_the_client_whatever_the_header_says(trust):
