@@ -22,9 +22,10 @@ def client_address(meta: Mapping[str, Any]) -> str:
     REMOTE_ADDR, unless it is a trusted proxy. Then X-Forwarded-For is read from its right end,
     where each proxy appends the address it received the request from, and the first entry that
     is not a trusted proxy is the client. Entries to its left came from the client itself and
-    are never read, so a client cannot pick the address it is counted under. An entry that is
-    not an IP address (a proxy that writes ports or names) ends the walk: the request is then
-    counted under the last trusted proxy, shared but never chosen by the client.
+    are never read, so a client cannot pick the address it is counted under. A port after the
+    address is dropped. An entry that is not an IP address (a name, "unknown") ends the walk:
+    the request is then counted under the last trusted proxy, shared but never chosen by the
+    client.
     """
     peer = meta.get("REMOTE_ADDR", "")
     address = _parse(peer)
@@ -33,7 +34,8 @@ def client_address(meta: Mapping[str, Any]) -> str:
     if not _trusted(address):
         return str(address)
     forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
-    # Repeated X-Forwarded-For headers arrive joined by commas (PEP 3333), in order.
+    # Repeated X-Forwarded-For headers reach us joined by commas, in order (gunicorn joins them,
+    # as HTTP allows for a list-valued field).
     for entry in reversed(forwarded.split(",") if forwarded else []):
         hop = _parse(entry.strip())
         if hop is None:
@@ -45,10 +47,13 @@ def client_address(meta: Mapping[str, Any]) -> str:
 
 
 def _parse(value: str) -> Address | None:
+    address: Address | None
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
-        return None
+        address = _without_port(value)
+        if address is None:
+            return None
     # A dual-stack listener shows IPv4 clients as ::ffff:a.b.c.d: one client, one address.
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
@@ -57,3 +62,19 @@ def _parse(value: str) -> Address | None:
 
 def _trusted(address: Address) -> bool:
     return any(address in network for network in settings.TRUSTED_PROXIES)
+
+
+def _without_port(value: str) -> Address | None:
+    # Some balancers (Azure's Application Gateway among them) append "a.b.c.d:port" or
+    # "[v6]:port". The port is the client's ephemeral one: counting by it would split a client.
+    host, colon, port = value.rpartition(":")
+    if not colon or not (port.isascii() and port.isdigit()):
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        return None  # a bare IPv6 address has colons of its own: no port can be told apart
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None

@@ -65,7 +65,9 @@ def test_when_every_hop_is_trusted_the_farthest_proxy_is_the_client(trust):
     assert seen_from(BALANCER) == BALANCER  # no header at all
 
 
-@pytest.mark.parametrize("garbage", ["unknown", "198.51.100.1:4711", "", "<script>"])
+@pytest.mark.parametrize(
+    "garbage", ["unknown", "", "<script>", "198.51.100.1:http", "[2001:db8::1]", "::1:80:x"]
+)
 def test_an_entry_that_is_not_an_address_stops_at_the_proxy_that_wrote_it(trust, garbage):
     trust("10.1.0.0/16", "10.2.0.0/16")
 
@@ -80,6 +82,28 @@ def test_addresses_are_canonical_so_one_client_is_counted_once(trust):
     assert seen_from(BALANCER, "::ffff:198.51.100.1") == "198.51.100.1"
     # A proxy on a dual-stack listener shows up as an IPv4-mapped address, and is still trusted.
     assert seen_from("::ffff:10.1.0.5", "198.51.100.1") == "198.51.100.1"
+
+
+@pytest.mark.parametrize(
+    ("entry", "client"),
+    [
+        ("198.51.100.1:4711", "198.51.100.1"),
+        ("[2001:db8::1]:4711", "2001:db8::1"),
+        ("[::ffff:198.51.100.1]:4711", "198.51.100.1"),
+    ],
+)
+def test_a_port_the_proxy_appended_is_dropped(trust, entry, client):
+    trust("10.1.0.0/16")
+
+    assert seen_from(BALANCER, entry) == client
+    # The client's ephemeral port changes with each connection; its address does not.
+    assert seen_from(BALANCER, entry.replace("4711", "4712")) == client
+
+
+def test_a_bare_ipv6_address_is_not_mistaken_for_an_address_and_a_port(trust):
+    trust("10.1.0.0/16")
+
+    assert seen_from(BALANCER, "2001:db8::1:80") == "2001:db8::1:80"
 
 
 def test_a_peer_without_an_ip_address_is_passed_through(trust):
