@@ -44,8 +44,7 @@ run: install .env
 	$(BIN)/python scripts/run_stack.py
 
 test: install system-deps lint
-	$(TEST_ENV) bash -c '$(BIN)/python manage.py makemigrations --check --dry-run > /dev/null && \
-		$(BIN)/pytest $(PYTEST_ARGS)'
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
