@@ -1,5 +1,6 @@
 """Per-workspace rate limits: exact under concurrency, refused requests leave nothing."""
 
+import http.client
 import ipaddress
 import json
 import urllib.error
@@ -220,3 +221,35 @@ def test_concurrent_flood_is_held_at_exactly_the_limit_without_touching_another_
     assert Job.objects.filter(workspace=other_workspace).count() == 50
     assert len(idempotency_keys(workspace)) == 100
     assert queue_length() == 150
+
+
+def test_through_gunicorn_a_trusted_proxys_forwarded_for_names_the_limited_client(workspace):
+    key = factories.make_api_key(workspace)
+    wrong = key[:-4] + "AAAA"
+    # The test client connects from 127.0.0.1: here it plays the balancer.
+    web, base_url = start_web(workers=1, TRUSTED_PROXIES="127.0.0.1", AUTH_FAILURES_PER_MINUTE="3")
+
+    def attempt(*forwarded_for: str) -> int:
+        # Each value is its own header line, as HTTP allows; gunicorn joins them in order.
+        connection = http.client.HTTPConnection(base_url.removeprefix("http://"), timeout=30)
+        try:
+            connection.putrequest("GET", "/ai/jobs/00000000-0000-0000-0000-000000000000")
+            connection.putheader("Authorization", f"Bearer {wrong}")
+            for value in forwarded_for:
+                connection.putheader("X-Forwarded-For", value)
+            connection.endheaders()
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    try:
+        # The guesser writes a new address each time; the balancer appends the one it saw.
+        guesses = [attempt(f"192.0.2.{n}", "198.51.100.77") for n in range(3)]
+        with_a_port = attempt("192.0.2.9", "198.51.100.77:40112")
+        neighbour = attempt("198.51.100.78")
+    finally:
+        web.stop()
+
+    assert guesses == [401, 401, 401], web.log()[-2000:]
+    assert with_a_port == 429  # the same client, whatever its source port
+    assert neighbour == 401  # behind the same balancer, but not the guesser
